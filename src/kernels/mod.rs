@@ -1,0 +1,255 @@
+//! Fast kernels for the three directions of a [`Problem`], on the canonical layout
+//! (data NHWC, filter HWIO) and nothing else: they know index arithmetic, not frameworks.
+//!
+//! - forward: im2col of a tile of output pixels + GEMM per group (a 1x1, stride-1,
+//!   unpadded convolution is one plain GEMM straight from the input);
+//! - backward data (transposed convolution): the stride-phase decomposition. The output
+//!   positions with the same `(position + pad) mod stride` receive contributions from the
+//!   same kernel taps only, so each phase is a stride-1 correlation with a sub-kernel:
+//!   no multiplications by inserted zeros, and every output element is written once;
+//! - backward filter: `im2col(x)^T * dy` over fixed blocks of pixels, with partial sums
+//!   added in a fixed order, so the result does not depend on the thread count.
+//!
+//! Work is split into tasks whose boundaries depend only on the problem, never on the
+//! number of threads, so results are bitwise identical for any rayon pool size.
+
+mod gemm;
+
+use crate::element::Element;
+use crate::problem::Problem;
+use gemm::{gemm, Mat, MatMut};
+use rayon::prelude::*;
+
+/// Bytes of im2col buffer one task gathers at a time.
+const COL_BUDGET_BYTES: usize = 256 * 1024;
+/// Upper bound on the partial filter-gradient buffers of [`backward_filter`].
+const PARTIAL_BUDGET_BYTES: usize = 8 << 20;
+/// Most partial sums of [`backward_filter`].
+const MAX_PARTIALS: usize = 16;
+
+fn tile_rows<T>(row_len: usize) -> usize {
+    (COL_BUDGET_BYTES / (row_len.max(1) * std::mem::size_of::<T>())).clamp(8, 2048)
+}
+
+/// Signed input position read by output index `o` and tap `k`.
+#[inline]
+fn input_pos(o: usize, k: usize, stride: usize, dilation: usize, pad: usize) -> isize {
+    (o * stride + k * dilation) as isize - pad as isize
+}
+
+/// Writes rows `[first, first + rows)` of the im2col matrix of group `g` into `col`:
+/// row = output pixel `(n, oh, ow)`, columns `(kh, kw, ci)`, zeros for padding.
+fn gather_forward<T: Element>(p: &Problem, first: usize, rows: usize, g: usize, x: &[T], col: &mut [T]) {
+    let (h, w) = (p.height, p.width);
+    let cin = p.in_channels;
+    let cg = p.in_per_group();
+    let kdim = h.kernel * w.kernel * cg;
+    for r in 0..rows {
+        let pixel = first + r;
+        let ow = pixel % w.output;
+        let oh = (pixel / w.output) % h.output;
+        let n = pixel / (w.output * h.output);
+        let row = &mut col[r * kdim..(r + 1) * kdim];
+        for kh in 0..h.kernel {
+            let ih = input_pos(oh, kh, h.stride, h.dilation, h.pad_before);
+            let seg = &mut row[kh * w.kernel * cg..(kh + 1) * w.kernel * cg];
+            if ih < 0 || ih as usize >= h.input {
+                seg.fill(T::zero());
+                continue;
+            }
+            let line = (n * h.input + ih as usize) * w.input;
+            for kw in 0..w.kernel {
+                let iw = input_pos(ow, kw, w.stride, w.dilation, w.pad_before);
+                let dst = &mut seg[kw * cg..(kw + 1) * cg];
+                if iw < 0 || iw as usize >= w.input {
+                    dst.fill(T::zero());
+                } else {
+                    let src = (line + iw as usize) * cin + g * cg;
+                    dst.copy_from_slice(&x[src..src + cg]);
+                }
+            }
+        }
+    }
+}
+
+/// `y = conv(x, w)`. `y` must be zero-filled, of length `N*OH*OW*Cout`.
+pub fn forward<T: Element>(p: &Problem, x: &[T], w: &[T], y: &mut [T]) {
+    let (h, wd) = (p.height, p.width);
+    let (cin, cout, cg, og) = (p.in_channels, p.out_channels, p.in_per_group(), p.out_per_group());
+    let kdim = h.kernel * wd.kernel * cg;
+    if y.is_empty() || kdim == 0 {
+        return;
+    }
+    let pointwise = h.kernel == 1
+        && wd.kernel == 1
+        && h.stride == 1
+        && wd.stride == 1
+        && h.pad_before == 0
+        && wd.pad_before == 0
+        && h.input == h.output
+        && wd.input == wd.output;
+    let tile = tile_rows::<T>(kdim);
+    y.par_chunks_mut(tile * cout).enumerate().for_each(|(t, ytile)| {
+        let first = t * tile;
+        let rows = ytile.len() / cout;
+        let mut col = vec![T::zero(); if pointwise { 0 } else { rows * kdim }];
+        for g in 0..p.groups {
+            let lhs = if pointwise {
+                Mat { data: &x[first * cin + g * cg..], rows, cols: cg, row_stride: cin, col_stride: 1 }
+            } else {
+                gather_forward(p, first, rows, g, x, &mut col);
+                Mat { data: &col, rows, cols: kdim, row_stride: kdim, col_stride: 1 }
+            };
+            let rhs = Mat { data: &w[g * og..], rows: kdim, cols: og, row_stride: cout, col_stride: 1 };
+            let dst = MatMut { data: &mut ytile[g * og..], rows, cols: og, row_stride: cout, col_stride: 1 };
+            gemm(dst, false, lhs, rhs);
+        }
+    });
+}
+
+/// The kernel taps of one stride phase, and the sub-filter they form.
+struct Phase<T> {
+    /// Height taps `kh` with `kh * dilation_h = phase_h (mod stride_h)`, increasing.
+    h_taps: Vec<usize>,
+    /// Width taps likewise.
+    w_taps: Vec<usize>,
+    /// Sub-filter rows `(j_h, j_w, m)` (tap indices into the lists above, output channel
+    /// of the group), columns `ci`: `w[h_taps[j_h], w_taps[j_w], ci, g*Og + m]`.
+    filter: Vec<T>,
+}
+
+fn taps(kernel: usize, dilation: usize, stride: usize, phase: usize) -> Vec<usize> {
+    (0..kernel).filter(|k| (k * dilation) % stride == phase).collect()
+}
+
+/// Packs the sub-filters of every (group, height phase, width phase).
+fn pack_phases<T: Element>(p: &Problem, w: &[T]) -> Vec<Phase<T>> {
+    let (h, wd) = (p.height, p.width);
+    let (cout, cg, og) = (p.out_channels, p.in_per_group(), p.out_per_group());
+    let mut phases = Vec::with_capacity(p.groups * h.stride * wd.stride);
+    for g in 0..p.groups {
+        for rh in 0..h.stride {
+            for rw in 0..wd.stride {
+                let h_taps = taps(h.kernel, h.dilation, h.stride, rh);
+                let w_taps = taps(wd.kernel, wd.dilation, wd.stride, rw);
+                let mut filter = Vec::with_capacity(h_taps.len() * w_taps.len() * og * cg);
+                for &kh in &h_taps {
+                    for &kw in &w_taps {
+                        for m in 0..og {
+                            for ci in 0..cg {
+                                filter.push(w[((kh * wd.kernel + kw) * cg + ci) * cout + g * og + m]);
+                            }
+                        }
+                    }
+                }
+                phases.push(Phase { h_taps, w_taps, filter });
+            }
+        }
+    }
+    phases
+}
+
+/// `dx = conv^T(dy, w)`, the input gradient / transposed convolution, by stride phases.
+/// `dx` must be zero-filled, of length `N*IH*IW*Cin`.
+pub fn backward_data<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]) {
+    let (h, wd) = (p.height, p.width);
+    let (cin, cout, cg, og) = (p.in_channels, p.out_channels, p.in_per_group(), p.out_per_group());
+    if dx.is_empty() || cg == 0 || og == 0 || dy.is_empty() {
+        return;
+    }
+    let phases = pack_phases(p, w);
+    dx.par_chunks_mut(wd.input * cin).enumerate().for_each(|(line, dx_line)| {
+        let n = line / h.input;
+        let hpos = line % h.input + h.pad_before;
+        let rh = hpos % h.stride;
+        let mut col: Vec<T> = Vec::new();
+        for g in 0..p.groups {
+            for rw in 0..wd.stride {
+                let phase = &phases[(g * h.stride + rh) * wd.stride + rw];
+                // Height taps that land inside dy for this line: oh = (hpos - kh*d)/s
+                // decreases with kh, so they form a contiguous range [ja, jb).
+                let oh_of = |kh: usize| -> Option<usize> {
+                    let off = hpos.checked_sub(kh * h.dilation)?;
+                    let oh = off / h.stride;
+                    (oh < h.output).then_some(oh)
+                };
+                let ja = phase.h_taps.iter().position(|&kh| oh_of(kh).is_some());
+                let Some(ja) = ja else { continue };
+                let jb = ja + phase.h_taps[ja..].iter().take_while(|&&kh| oh_of(kh).is_some()).count();
+                // Width positions of this phase: iw = iw0 + t * stride.
+                let iw0 = (rw + wd.stride - wd.pad_before % wd.stride) % wd.stride;
+                if iw0 >= wd.input {
+                    continue;
+                }
+                let rows = (wd.input - iw0).div_ceil(wd.stride);
+                let nw = phase.w_taps.len();
+                let kdim = (jb - ja) * nw * og;
+                if kdim == 0 {
+                    continue;
+                }
+                col.clear();
+                col.resize(rows * kdim, T::zero());
+                for t in 0..rows {
+                    let wpos = iw0 + t * wd.stride + wd.pad_before;
+                    let row = &mut col[t * kdim..(t + 1) * kdim];
+                    for (jh, &kh) in phase.h_taps[ja..jb].iter().enumerate() {
+                        let oh = (hpos - kh * h.dilation) / h.stride;
+                        for (jw, &kw) in phase.w_taps.iter().enumerate() {
+                            let Some(off) = wpos.checked_sub(kw * wd.dilation) else { continue };
+                            let ow = off / wd.stride;
+                            if ow >= wd.output {
+                                continue;
+                            }
+                            let src = ((n * h.output + oh) * wd.output + ow) * cout + g * og;
+                            let at = (jh * nw + jw) * og;
+                            row[at..at + og].copy_from_slice(&dy[src..src + og]);
+                        }
+                    }
+                }
+                let lhs = Mat { data: &col, rows, cols: kdim, row_stride: kdim, col_stride: 1 };
+                let rhs = Mat { data: &phase.filter[ja * nw * og * cg..], rows: kdim, cols: cg, row_stride: cg, col_stride: 1 };
+                let dst = MatMut { data: &mut dx_line[iw0 * cin + g * cg..], rows, cols: cg, row_stride: wd.stride * cin, col_stride: 1 };
+                gemm(dst, false, lhs, rhs);
+            }
+        }
+    });
+}
+
+/// `dw` (HWIO) from `x` and `dy`. `dw` must be zero-filled, of length `KH*KW*Cg*Cout`.
+pub fn backward_filter<T: Element>(p: &Problem, x: &[T], dy: &[T], dw: &mut [T]) {
+    let (h, wd) = (p.height, p.width);
+    let (cout, cg, og) = (p.out_channels, p.in_per_group(), p.out_per_group());
+    let kdim = h.kernel * wd.kernel * cg;
+    let pixels = p.batch * h.output * wd.output;
+    if dw.is_empty() || pixels == 0 {
+        return;
+    }
+    let block = tile_rows::<T>(kdim);
+    let blocks = pixels.div_ceil(block);
+    let size = std::mem::size_of::<T>();
+    let partials = blocks.min(MAX_PARTIALS).min((PARTIAL_BUDGET_BYTES / (dw.len() * size)).max(1));
+    let sums: Vec<Vec<T>> = (0..partials)
+        .into_par_iter()
+        .map(|s| {
+            let mut part = vec![T::zero(); dw.len()];
+            let mut col = vec![T::zero(); block * kdim];
+            for b in s * blocks / partials..(s + 1) * blocks / partials {
+                let first = b * block;
+                let rows = block.min(pixels - first);
+                for g in 0..p.groups {
+                    gather_forward(p, first, rows, g, x, &mut col[..rows * kdim]);
+                    let lhs = Mat { data: &col, rows: kdim, cols: rows, row_stride: 1, col_stride: kdim };
+                    let rhs = Mat { data: &dy[first * cout + g * og..], rows, cols: og, row_stride: cout, col_stride: 1 };
+                    let dst = MatMut { data: &mut part[g * og..], rows: kdim, cols: og, row_stride: cout, col_stride: 1 };
+                    gemm(dst, true, lhs, rhs);
+                }
+            }
+            part
+        })
+        .collect();
+    for part in &sums {
+        for (d, &v) in dw.iter_mut().zip(part) {
+            *d += v;
+        }
+    }
+}

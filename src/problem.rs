@@ -1,0 +1,585 @@
+//! The forward convolution problem that all four ops share, and every size rule.
+//!
+//! A [`Problem`] is one forward convolution `y = conv(x, w)`: batch, channels, groups and,
+//! per spatial axis, an [`Axis`] `(input, kernel, stride, dilation, pad_before,
+//! pad_after, output)`. `conv2d` computes `y` from `x`; `conv2d_backprop_input` and
+//! `conv2d_transpose` compute `dx` from `dy` (the transposed direction); and
+//! `conv2d_backprop_filter` computes `dw`. Nothing else in convt does shape arithmetic:
+//! the framework fronts translate their conventions into calls of the constructors here.
+//!
+//! Per axis, with `ek = (kernel - 1) * dilation + 1` (the effective kernel):
+//!
+//! ```text
+//! output = floor((input + pad_before + pad_after - ek) / stride) + 1,
+//!          requires input + pad_before + pad_after >= ek
+//! ```
+
+use crate::error::{ConvError, Result};
+use std::ops::RangeInclusive;
+
+/// How one spatial axis is padded, before the sizes are known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AxisPadding {
+    /// No padding (TF `VALID`, ONNX `VALID`, PyTorch `'valid'`).
+    Valid,
+    /// `output = ceil(input / stride)`, total padding split with the odd pixel *after*
+    /// (TF `SAME`, ONNX `SAME_UPPER`, PyTorch `'same'` at stride 1).
+    SameUpper,
+    /// As [`AxisPadding::SameUpper`] but the odd pixel goes *before* (ONNX `SAME_LOWER`).
+    SameLower,
+    /// Explicit zero padding before and after.
+    Explicit {
+        /// Zeros before the first input element.
+        before: usize,
+        /// Zeros after the last input element.
+        after: usize,
+    },
+}
+
+/// One spatial axis of a forward convolution, fully resolved.
+///
+/// `input` is the forward input's size (the transposed op's *output*), `output` the
+/// forward output's size (the transposed op's *input*). `pad_after` may be negative for
+/// transposed calls whose window reaches past the full scatter (the extra outputs are
+/// zeros); kernels only read `pad_before`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Axis {
+    /// Forward input size.
+    pub input: usize,
+    /// Forward output size.
+    pub output: usize,
+    /// Kernel taps.
+    pub kernel: usize,
+    /// Stride (>= 1).
+    pub stride: usize,
+    /// Dilation (>= 1).
+    pub dilation: usize,
+    /// Zeros (virtually) before the input.
+    pub pad_before: usize,
+    /// Zeros (virtually) after the input; negative when trailing forward outputs would
+    /// need more than the input (transposed windows only).
+    pub pad_after: i64,
+}
+
+fn too_large(arg: &str, what: &str) -> ConvError {
+    ConvError::TooLarge {
+        arg: arg.into(),
+        message: format!("{what} overflows the address space"),
+    }
+}
+
+fn check_positive(arg: &str, axis: &str, value: usize) -> Result<()> {
+    if value == 0 {
+        let arg = if axis.is_empty() {
+            arg.to_string()
+        } else {
+            format!("{arg} ({axis})")
+        };
+        return Err(ConvError::NotPositive { arg, got: vec![0] });
+    }
+    Ok(())
+}
+
+/// The effective (dilated) kernel extent `(kernel - 1) * dilation + 1`.
+pub fn effective_kernel(kernel: usize, dilation: usize) -> Result<usize> {
+    kernel
+        .checked_sub(1)
+        .and_then(|k| k.checked_mul(dilation))
+        .and_then(|k| k.checked_add(1))
+        .ok_or_else(|| too_large("filter", "effective kernel size (kernel-1)*dilation+1"))
+}
+
+impl Axis {
+    /// Effective kernel extent `(kernel - 1) * dilation + 1`.
+    pub fn effective_kernel(&self) -> usize {
+        (self.kernel - 1) * self.dilation + 1
+    }
+
+    /// The forward rule: resolve padding and compute the output size for `input`.
+    ///
+    /// `axis` names the axis in messages (`height` / `width`).
+    ///
+    /// ```
+    /// use convt::problem::{Axis, AxisPadding};
+    /// // TF SAME, input 7, kernel 4, stride 1: total padding 3, the odd pixel after.
+    /// let a = Axis::forward("height", 7, 4, 1, 1, AxisPadding::SameUpper).unwrap();
+    /// assert_eq!((a.pad_before, a.pad_after, a.output), (1, 2, 7));
+    /// ```
+    pub fn forward(
+        axis: &str,
+        input: usize,
+        kernel: usize,
+        stride: usize,
+        dilation: usize,
+        padding: AxisPadding,
+    ) -> Result<Axis> {
+        check_positive("kernel size", axis, kernel)?;
+        check_positive("strides", axis, stride)?;
+        check_positive("dilations", axis, dilation)?;
+        let ek = effective_kernel(kernel, dilation)?;
+        let (pad_before, pad_after, output) = match padding {
+            AxisPadding::SameUpper | AxisPadding::SameLower => {
+                let output = input.div_ceil(stride);
+                let total = if output == 0 {
+                    0
+                } else {
+                    // (output-1)*stride <= input-1, so this cannot overflow past input+ek.
+                    ((output - 1) * stride)
+                        .checked_add(ek)
+                        .ok_or_else(|| too_large("padding", "SAME padding"))?
+                        .saturating_sub(input)
+                };
+                let before = if padding == AxisPadding::SameUpper {
+                    total / 2
+                } else {
+                    total - total / 2
+                };
+                (before, total - before, output)
+            }
+            AxisPadding::Valid | AxisPadding::Explicit { .. } => {
+                let (before, after) = match padding {
+                    AxisPadding::Explicit { before, after } => (before, after),
+                    _ => (0, 0),
+                };
+                let padded = input
+                    .checked_add(before)
+                    .and_then(|p| p.checked_add(after))
+                    .ok_or_else(|| too_large("padding", "padded input size"))?;
+                if padded < ek {
+                    return Err(ConvError::KernelTooLarge {
+                        axis: axis.into(),
+                        padded_input: padded as i64,
+                        effective_kernel: ek as i64,
+                    });
+                }
+                (before, after, (padded - ek) / stride + 1)
+            }
+        };
+        let pad_after = i64::try_from(pad_after).map_err(|_| too_large("padding", "padding"))?;
+        Ok(Axis {
+            input,
+            output,
+            kernel,
+            stride,
+            dilation,
+            pad_before,
+            pad_after,
+        })
+    }
+
+    /// The TensorFlow transposed rule: the caller asks for forward input size `input`
+    /// (`output_shape` / `input_sizes`) given the forward output size `output` (the
+    /// size of `dy`). Legal when the forward rule maps `input` to `output`; otherwise
+    /// the error lists [`legal_transposed_sizes`].
+    pub fn transposed(
+        arg: &str,
+        axis: &str,
+        input: usize,
+        output: usize,
+        kernel: usize,
+        stride: usize,
+        dilation: usize,
+        padding: AxisPadding,
+    ) -> Result<Axis> {
+        let illegal = || -> Result<ConvError> {
+            Ok(ConvError::IllegalOutputSize {
+                arg: arg.into(),
+                axis: axis.into(),
+                got: input as i64,
+                legal: legal_transposed_sizes(output, kernel, stride, dilation, padding)?
+                    .map(|r| {
+                        let (a, b) = (*r.start(), *r.end());
+                        if b - a < 64 {
+                            (a..=b).collect()
+                        } else {
+                            vec![a, b]
+                        }
+                    })
+                    .unwrap_or_default(),
+            })
+        };
+        match Axis::forward(axis, input, kernel, stride, dilation, padding) {
+            Ok(a) if a.output == output => Ok(a),
+            Ok(_) | Err(ConvError::KernelTooLarge { .. }) => Err(illegal()?),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The window model of PyTorch and ONNX transposed convolutions: scatter the
+    /// `output` (= transposed input) elements at stride spacing into the full length
+    /// `(output - 1) * stride + ek`, then keep `input` elements starting at `pad_before`.
+    /// `formula` describes the size computation in the caller's words for the error.
+    pub fn window(
+        axis: &str,
+        output: usize,
+        kernel: usize,
+        stride: usize,
+        dilation: usize,
+        pad_before: usize,
+        input: i64,
+        formula: &str,
+    ) -> Result<Axis> {
+        check_positive("kernel size", axis, kernel)?;
+        check_positive("stride", axis, stride)?;
+        check_positive("dilation", axis, dilation)?;
+        let ek = effective_kernel(kernel, dilation)?;
+        if input <= 0 {
+            return Err(ConvError::OutputTooSmall {
+                axis: axis.into(),
+                size: input,
+                formula: formula.into(),
+            });
+        }
+        let full = full_length(output, stride, ek)?;
+        let pad_after = full as i128 - pad_before as i128 - input as i128;
+        Ok(Axis {
+            input: usize::try_from(input).map_err(|_| too_large("output", "output size"))?,
+            output,
+            kernel,
+            stride,
+            dilation,
+            pad_before,
+            pad_after: i64::try_from(pad_after)
+                .map_err(|_| too_large("padding", "padding after"))?,
+        })
+    }
+}
+
+/// Length of the full scatter of a transposed convolution: `(n - 1) * stride + ek`
+/// (0 when `n == 0`).
+pub fn full_length(n: usize, stride: usize, effective_kernel: usize) -> Result<usize> {
+    if n == 0 {
+        return Ok(0);
+    }
+    (n - 1)
+        .checked_mul(stride)
+        .and_then(|v| v.checked_add(effective_kernel))
+        .ok_or_else(|| too_large("output", "transposed output size"))
+}
+
+/// Every forward input size the forward rule maps to `output`: the legal output sizes of
+/// a TensorFlow-style transposed convolution whose input (`dy`) has size `output`.
+///
+/// For stride 1 there is at most one; for stride `s > 1` up to `s` (the forward stride
+/// skips up to `s - 1` trailing rows). `None` when no size is legal.
+///
+/// ```
+/// use convt::problem::{legal_transposed_sizes, AxisPadding};
+/// // The seed's example: 3 -> 6 with kernel 2, stride 2, SAME accepts 5 or 6.
+/// let legal = legal_transposed_sizes(3, 2, 2, 1, AxisPadding::SameUpper).unwrap();
+/// assert_eq!(legal, Some(5..=6));
+/// ```
+pub fn legal_transposed_sizes(
+    output: usize,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+    padding: AxisPadding,
+) -> Result<Option<RangeInclusive<usize>>> {
+    check_positive("kernel size", "", kernel)?;
+    check_positive("strides", "", stride)?;
+    check_positive("dilations", "", dilation)?;
+    let ek = effective_kernel(kernel, dilation)?;
+    // The forward output is non-decreasing in the input size, so the legal set is an
+    // interval; find its first element in closed form, then confirm both ends with the
+    // forward rule itself.
+    let first = match padding {
+        AxisPadding::SameUpper | AxisPadding::SameLower => {
+            if output == 0 {
+                0
+            } else {
+                (output - 1) * stride + 1
+            }
+        }
+        AxisPadding::Valid | AxisPadding::Explicit { .. } => {
+            let (b, a) = match padding {
+                AxisPadding::Explicit { before, after } => (before, after),
+                _ => (0, 0),
+            };
+            if output == 0 {
+                return Ok(None);
+            }
+            let Some(full) = (output - 1).checked_mul(stride).and_then(|v| v.checked_add(ek))
+            else {
+                return Ok(None);
+            };
+            full.saturating_sub(b.saturating_add(a))
+        }
+    };
+    let maps_to_output = |input: usize| {
+        Axis::forward("", input, kernel, stride, dilation, padding)
+            .map(|a| a.output == output)
+            .unwrap_or(false)
+    };
+    let mut first = first;
+    // Explicit padding larger than the kernel can make small inputs impossible (the
+    // clamp at 0 above); step forward over at most `stride` candidates.
+    let mut tries = 0;
+    while !maps_to_output(first) {
+        tries += 1;
+        if tries > stride.min(1 << 20) {
+            return Ok(None);
+        }
+        first = match first.checked_add(1) {
+            Some(f) => f,
+            None => return Ok(None),
+        };
+    }
+    let last = if output == 0 {
+        first
+    } else {
+        let mut last = first.saturating_add(stride - 1);
+        while last > first && !maps_to_output(last) {
+            last -= 1;
+        }
+        last
+    };
+    Ok(Some(first..=last))
+}
+
+/// Which of the three linear maps of a [`Problem`] is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// `y = conv(x, w)`.
+    Forward,
+    /// `dx = conv^T(dy, w)` (backprop-input, transposed convolution).
+    BackwardData,
+    /// `dw` from `x` and `dy` (backprop-filter).
+    BackwardFilter,
+}
+
+/// One forward convolution, validated: every entry point of convt builds one.
+///
+/// Canonical layouts (what kernels and [`crate::reference`] use): input and output
+/// `[batch, height, width, channels]` (NHWC), filter `[kh, kw, in_channels / groups,
+/// out_channels]` (HWIO).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Problem {
+    /// Batch size.
+    pub batch: usize,
+    /// Forward input channels.
+    pub in_channels: usize,
+    /// Forward output channels.
+    pub out_channels: usize,
+    /// Channel groups (1 = ordinary convolution; `in_channels` = depthwise).
+    pub groups: usize,
+    /// Height axis.
+    pub height: Axis,
+    /// Width axis.
+    pub width: Axis,
+}
+
+fn product(arg: &str, dims: &[usize]) -> Result<usize> {
+    let mut n: usize = 1;
+    for &d in dims {
+        n = n.checked_mul(d).ok_or_else(|| too_large(arg, "element count"))?;
+    }
+    // Keep byte counts of f64 buffers addressable.
+    if n > (isize::MAX as usize) / 8 {
+        return Err(too_large(arg, "byte size"));
+    }
+    Ok(n)
+}
+
+impl Problem {
+    /// Builds and validates a problem from its axes.
+    ///
+    /// `groups` must be >= 1 and divide both channel counts; every tensor's element
+    /// count must fit in memory's address space.
+    pub fn new(
+        batch: usize,
+        in_channels: usize,
+        out_channels: usize,
+        groups: usize,
+        height: Axis,
+        width: Axis,
+    ) -> Result<Problem> {
+        if groups == 0 {
+            return Err(ConvError::NotPositive {
+                arg: "groups".into(),
+                got: vec![0],
+            });
+        }
+        if in_channels % groups != 0 {
+            return Err(ConvError::Channels {
+                arg: "groups".into(),
+                message: format!(
+                    "input channels {in_channels} are not divisible by groups {groups}"
+                ),
+            });
+        }
+        if out_channels % groups != 0 {
+            return Err(ConvError::Channels {
+                arg: "groups".into(),
+                message: format!(
+                    "output channels {out_channels} are not divisible by groups {groups}"
+                ),
+            });
+        }
+        let p = Problem {
+            batch,
+            in_channels,
+            out_channels,
+            groups,
+            height,
+            width,
+        };
+        product("input", &p.input_shape())?;
+        product("output", &p.output_shape())?;
+        product("filter", &p.filter_shape())?;
+        Ok(p)
+    }
+
+    /// Forward input shape, NHWC.
+    pub fn input_shape(&self) -> [usize; 4] {
+        [
+            self.batch,
+            self.height.input,
+            self.width.input,
+            self.in_channels,
+        ]
+    }
+
+    /// Forward output shape, NHWC.
+    pub fn output_shape(&self) -> [usize; 4] {
+        [
+            self.batch,
+            self.height.output,
+            self.width.output,
+            self.out_channels,
+        ]
+    }
+
+    /// Filter shape, HWIO: `[kh, kw, in_channels / groups, out_channels]`.
+    pub fn filter_shape(&self) -> [usize; 4] {
+        [
+            self.height.kernel,
+            self.width.kernel,
+            self.in_channels / self.groups,
+            self.out_channels,
+        ]
+    }
+
+    /// Input channels per group.
+    pub fn in_per_group(&self) -> usize {
+        self.in_channels / self.groups
+    }
+
+    /// Output channels per group.
+    pub fn out_per_group(&self) -> usize {
+        self.out_channels / self.groups
+    }
+
+    /// Multiply-adds of useful work times two (the same for all three directions):
+    /// `2 * N * OH * OW * Cout * KH * KW * Cin/groups`.
+    pub fn flops(&self) -> f64 {
+        2.0 * self.batch as f64
+            * self.height.output as f64
+            * self.width.output as f64
+            * self.out_channels as f64
+            * self.height.kernel as f64
+            * self.width.kernel as f64
+            * self.in_per_group() as f64
+    }
+
+    /// The two axes, height first.
+    pub fn axes(&self) -> [Axis; 2] {
+        [self.height, self.width]
+    }
+}
+
+/// Element count of a shape, checked against overflow (argument `arg` in the error).
+pub fn element_count(arg: &str, dims: &[usize]) -> Result<usize> {
+    product(arg, dims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Legal sizes, by brute force over the forward rule.
+    fn brute(o: usize, k: usize, s: usize, d: usize, p: AxisPadding) -> Vec<usize> {
+        (0..80)
+            .filter(|&i| {
+                Axis::forward("h", i, k, s, d, p)
+                    .map(|a| a.output == o)
+                    .unwrap_or(false)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn legal_sizes_match_brute_force() {
+        for o in 0..6 {
+            for k in 1..5 {
+                for s in 1..4 {
+                    for d in 1..3 {
+                        for p in [
+                            AxisPadding::Valid,
+                            AxisPadding::SameUpper,
+                            AxisPadding::Explicit {
+                                before: 1,
+                                after: 2,
+                            },
+                            AxisPadding::Explicit {
+                                before: 7,
+                                after: 0,
+                            },
+                        ] {
+                            let got: Vec<usize> = legal_transposed_sizes(o, k, s, d, p)
+                                .unwrap()
+                                .map(|r| r.collect())
+                                .unwrap_or_default();
+                            assert_eq!(got, brute(o, k, s, d, p), "o={o} k={k} s={s} d={d} {p:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn semantics_examples() {
+        // SEMANTICS_DETAIL 3.2: I=3,K=3,s=2 SAME {5,6}, VALID {7,8}; I=3,K=1,s=3 VALID {7,8,9};
+        // I=2,K=5,s=3 VALID {8,9,10}.
+        let l = |o, k, s, p| legal_transposed_sizes(o, k, s, 1, p).unwrap().unwrap();
+        assert_eq!(l(3, 3, 2, AxisPadding::SameUpper), 5..=6);
+        assert_eq!(l(3, 3, 2, AxisPadding::Valid), 7..=8);
+        assert_eq!(l(3, 1, 3, AxisPadding::Valid), 7..=9);
+        assert_eq!(l(2, 5, 3, AxisPadding::Valid), 8..=10);
+        // TF SAME I=224 K=7 s=2: pads (2,3), O=112.
+        let a = Axis::forward("h", 224, 7, 2, 1, AxisPadding::SameUpper).unwrap();
+        assert_eq!((a.pad_before, a.pad_after, a.output), (2, 3, 112));
+        let a = Axis::forward("h", 7, 4, 1, 1, AxisPadding::SameLower).unwrap();
+        assert_eq!((a.pad_before, a.pad_after), (2, 1));
+        // Kernel larger than the input is fine with SAME.
+        let a = Axis::forward("h", 2, 5, 1, 1, AxisPadding::SameUpper).unwrap();
+        assert_eq!((a.pad_before, a.pad_after, a.output), (2, 2, 2));
+        assert!(Axis::forward("h", 2, 3, 1, 1, AxisPadding::Valid).is_err());
+        assert_eq!(
+            Axis::forward("h", 0, 3, 2, 1, AxisPadding::SameUpper)
+                .unwrap()
+                .output,
+            0
+        );
+    }
+
+    #[test]
+    fn huge_sizes_are_errors_not_panics() {
+        assert!(Axis::forward("h", usize::MAX, 3, 1, usize::MAX, AxisPadding::Valid).is_err());
+        assert!(Axis::forward(
+            "h",
+            usize::MAX,
+            1,
+            1,
+            1,
+            AxisPadding::Explicit {
+                before: usize::MAX,
+                after: 1
+            }
+        )
+        .is_err());
+        let a = Axis::forward("h", 1 << 31, 1, 1, 1, AxisPadding::Valid).unwrap();
+        assert!(Problem::new(1 << 31, 1 << 31, 1, 1, a, a).is_err());
+    }
+}

@@ -1,0 +1,104 @@
+//! The definitions as plain loops: the oracle every fast kernel is tested against.
+//!
+//! Written from the index equations of `SEMANTICS.md` section 1, independently of
+//! [`crate::kernels`]. Canonical layouts: data NHWC, filter HWIO
+//! `[kh, kw, in_channels / groups, out_channels]`. The transposed direction is written in
+//! its *scatter* form: every `dy` element stamps a scaled copy of the kernel into `dx`.
+
+use crate::element::Element;
+use crate::error::{ConvError, Result};
+use crate::problem::Problem;
+use ndarray::{Array4, ArrayView4};
+
+fn check(arg: &str, got: &[usize], expected: [usize; 4]) -> Result<()> {
+    if got != expected {
+        return Err(ConvError::Shape {
+            arg: arg.into(),
+            message: format!("shape {got:?} does not match the problem's {expected:?}"),
+        });
+    }
+    Ok(())
+}
+
+/// Position read by output index `o` and tap `k` on one axis, if inside the input.
+fn source(o: usize, k: usize, axis: &crate::problem::Axis) -> Option<usize> {
+    let pos = (o * axis.stride + k * axis.dilation) as i64 - axis.pad_before as i64;
+    (pos >= 0 && (pos as usize) < axis.input).then_some(pos as usize)
+}
+
+/// `y[n, oh, ow, co] = sum_{kh, kw, ci} x[n, oh*s - pb + kh*d, ow*s - pb + kw*d, g*Cg + ci] * w[kh, kw, ci, co]`.
+pub fn forward<T: Element>(p: &Problem, x: ArrayView4<T>, w: ArrayView4<T>) -> Result<Array4<T>> {
+    check("input", x.shape(), p.input_shape())?;
+    check("filter", w.shape(), p.filter_shape())?;
+    let (cg, og) = (p.in_per_group(), p.out_per_group());
+    let mut y = Array4::<T>::zeros(p.output_shape());
+    for ((n, oh, ow, co), out) in y.indexed_iter_mut() {
+        let g = co / og;
+        let mut acc = T::zero();
+        for kh in 0..p.height.kernel {
+            let Some(ih) = source(oh, kh, &p.height) else { continue };
+            for kw in 0..p.width.kernel {
+                let Some(iw) = source(ow, kw, &p.width) else { continue };
+                for ci in 0..cg {
+                    acc += x[[n, ih, iw, g * cg + ci]] * w[[kh, kw, ci, co]];
+                }
+            }
+        }
+        *out = acc;
+    }
+    Ok(y)
+}
+
+/// Scatter form of the input gradient: every `dy[n, oh, ow, co]` adds
+/// `dy * w[kh, kw, ci, co]` into `dx[n, oh*s - pb + kh*d, ow*s - pb + kw*d, g*Cg + ci]`;
+/// contributions that land in the padding are dropped.
+pub fn backward_data<T: Element>(
+    p: &Problem,
+    dy: ArrayView4<T>,
+    w: ArrayView4<T>,
+) -> Result<Array4<T>> {
+    check("out_backprop", dy.shape(), p.output_shape())?;
+    check("filter", w.shape(), p.filter_shape())?;
+    let (cg, og) = (p.in_per_group(), p.out_per_group());
+    let mut dx = Array4::<T>::zeros(p.input_shape());
+    for ((n, oh, ow, co), &v) in dy.indexed_iter() {
+        let g = co / og;
+        for kh in 0..p.height.kernel {
+            let Some(ih) = source(oh, kh, &p.height) else { continue };
+            for kw in 0..p.width.kernel {
+                let Some(iw) = source(ow, kw, &p.width) else { continue };
+                for ci in 0..cg {
+                    dx[[n, ih, iw, g * cg + ci]] += v * w[[kh, kw, ci, co]];
+                }
+            }
+        }
+    }
+    Ok(dx)
+}
+
+/// `dw[kh, kw, ci, co] = sum_{n, oh, ow} x[n, oh*s - pb + kh*d, ow*s - pb + kw*d, g*Cg + ci] * dy[n, oh, ow, co]`.
+pub fn backward_filter<T: Element>(
+    p: &Problem,
+    x: ArrayView4<T>,
+    dy: ArrayView4<T>,
+) -> Result<Array4<T>> {
+    check("input", x.shape(), p.input_shape())?;
+    check("out_backprop", dy.shape(), p.output_shape())?;
+    let (cg, og) = (p.in_per_group(), p.out_per_group());
+    let mut dw = Array4::<T>::zeros(p.filter_shape());
+    for ((kh, kw, ci, co), out) in dw.indexed_iter_mut() {
+        let g = co / og;
+        let mut acc = T::zero();
+        for n in 0..p.batch {
+            for oh in 0..p.height.output {
+                let Some(ih) = source(oh, kh, &p.height) else { continue };
+                for ow in 0..p.width.output {
+                    let Some(iw) = source(ow, kw, &p.width) else { continue };
+                    acc += x[[n, ih, iw, g * cg + ci]] * dy[[n, oh, ow, co]];
+                }
+            }
+        }
+        *out = acc;
+    }
+    Ok(dw)
+}
