@@ -65,6 +65,34 @@ impl Padding {
     }
 }
 
+/// An int or a list of ints, as TensorFlow's `strides` and `dilations` take them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntList(pub Vec<i64>);
+
+impl From<i64> for IntList {
+    fn from(v: i64) -> IntList {
+        IntList(vec![v])
+    }
+}
+
+impl<const N: usize> From<[i64; N]> for IntList {
+    fn from(v: [i64; N]) -> IntList {
+        IntList(v.to_vec())
+    }
+}
+
+impl From<Vec<i64>> for IntList {
+    fn from(v: Vec<i64>) -> IntList {
+        IntList(v)
+    }
+}
+
+impl From<&[i64]> for IntList {
+    fn from(v: &[i64]) -> IntList {
+        IntList(v.to_vec())
+    }
+}
+
 /// The arguments every op shares besides the arrays.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -90,14 +118,14 @@ impl Options {
     }
 
     /// Sets `strides`.
-    pub fn strides(mut self, strides: impl Into<Vec<i64>>) -> Options {
-        self.strides = strides.into();
+    pub fn strides(mut self, strides: impl Into<IntList>) -> Options {
+        self.strides = strides.into().0;
         self
     }
 
     /// Sets `dilations`.
-    pub fn dilations(mut self, dilations: impl Into<Vec<i64>>) -> Options {
-        self.dilations = dilations.into();
+    pub fn dilations(mut self, dilations: impl Into<IntList>) -> Options {
+        self.dilations = dilations.into().0;
         self
     }
 
