@@ -153,13 +153,17 @@ impl Args {
             (None, Some(v)) => {
                 let dims = int_list(&shape_name, v)?;
                 if dims.iter().any(|&d| d < 0) {
-                    return Err(ConvError::Negative { arg: shape_name, got: dims });
+                    return Err(ConvError::Negative {
+                        arg: shape_name,
+                        got: dims,
+                    });
                 }
                 Ok(dims.into_iter().map(|d| d as usize).collect())
             }
             (None, None) => Err(ConvError::Argument {
                 arg: name.into(),
-                message: "is required (an array, or its shape as `{name}_shape=[...]`)".replace("{name}", name),
+                message: "is required (an array, or its shape as `{name}_shape=[...]`)"
+                    .replace("{name}", name),
             }),
         }
     }
@@ -204,10 +208,20 @@ struct Signature {
 fn signature(op: &str) -> Result<Signature> {
     const TF_ATTRS: &[&str] = &["strides", "padding", "data_format", "dilations", "name"];
     Ok(match op {
-        "tf.nn.conv2d" => Signature { arrays: &["input", "filters"], values: TF_ATTRS },
+        "tf.nn.conv2d" => Signature {
+            arrays: &["input", "filters"],
+            values: TF_ATTRS,
+        },
         "tf.nn.conv2d_transpose" => Signature {
             arrays: &["input", "filters"],
-            values: &["output_shape", "strides", "padding", "data_format", "dilations", "name"],
+            values: &[
+                "output_shape",
+                "strides",
+                "padding",
+                "data_format",
+                "dilations",
+                "name",
+            ],
         },
         "tf.raw_ops.Conv2DBackpropInput" => Signature {
             arrays: &["filter", "out_backprop"],
@@ -502,7 +516,9 @@ impl Args {
             let Some((name, value)) = item.split_once('=') else {
                 return Err(ConvError::Argument {
                     arg: item.clone(),
-                    message: "expected NAME=VALUE (e.g. strides=[1,2,2,1], input=x.npy, padding=SAME)".into(),
+                    message:
+                        "expected NAME=VALUE (e.g. strides=[1,2,2,1], input=x.npy, padding=SAME)"
+                            .into(),
                 });
             };
             let name = name.trim();

@@ -5,9 +5,9 @@
 //! directly when the problem is already known.
 //!
 //! ```
-//! use convt::problem::{Axis, AxisPadding, Problem};
+//! use convt::problem::{Axis, AxisPadding, Problem, Taps};
 //! use ndarray::Array4;
-//! let axis = Axis::forward("height", 4, 3, 1, 1, AxisPadding::Valid).unwrap();
+//! let axis = Axis::forward("height", 4, Taps::new(3, 1, 1), AxisPadding::Valid).unwrap();
 //! let p = Problem::new(1, 1, 1, 1, axis, axis).unwrap();
 //! let x = Array4::<f32>::ones(p.input_shape());
 //! let w = Array4::<f32>::ones(p.filter_shape());
@@ -36,13 +36,14 @@ fn check(arg: &str, got: &[usize], expected: [usize; 4]) -> Result<()> {
 pub fn try_zeros<T: Element>(arg: &str, shape: [usize; 4]) -> Result<Array4<T>> {
     let len = element_count(arg, &shape)?;
     let mut data: Vec<T> = Vec::new();
-    data.try_reserve_exact(len).map_err(|_| ConvError::TooLarge {
-        arg: arg.into(),
-        message: format!(
-            "cannot allocate {len} elements ({} bytes) for shape {shape:?}",
-            len.saturating_mul(std::mem::size_of::<T>())
-        ),
-    })?;
+    data.try_reserve_exact(len)
+        .map_err(|_| ConvError::TooLarge {
+            arg: arg.into(),
+            message: format!(
+                "cannot allocate {len} elements ({} bytes) for shape {shape:?}",
+                len.saturating_mul(std::mem::size_of::<T>())
+            ),
+        })?;
     data.resize(len, T::zero());
     Array4::from_shape_vec(shape, data).map_err(|e| ConvError::Shape {
         arg: arg.into(),
@@ -56,28 +57,51 @@ pub fn forward<T: Element>(p: &Problem, x: ArrayView4<T>, w: ArrayView4<T>) -> R
     check("filter", w.shape(), p.filter_shape())?;
     let (x, w) = (x.as_standard_layout(), w.as_standard_layout());
     let mut y = try_zeros("output", p.output_shape())?;
-    kernels::forward(p, slice(&x), slice(&w), y.as_slice_mut().unwrap_or_default());
+    kernels::forward(
+        p,
+        slice(&x),
+        slice(&w),
+        y.as_slice_mut().unwrap_or_default(),
+    );
     Ok(y)
 }
 
 /// `dx = conv^T(dy, w)` (input gradient, transposed convolution): dy NHWC, w HWIO,
 /// result NHWC of the problem's input shape.
-pub fn backward_data<T: Element>(p: &Problem, dy: ArrayView4<T>, w: ArrayView4<T>) -> Result<Array4<T>> {
+pub fn backward_data<T: Element>(
+    p: &Problem,
+    dy: ArrayView4<T>,
+    w: ArrayView4<T>,
+) -> Result<Array4<T>> {
     check("out_backprop", dy.shape(), p.output_shape())?;
     check("filter", w.shape(), p.filter_shape())?;
     let (dy, w) = (dy.as_standard_layout(), w.as_standard_layout());
     let mut dx = try_zeros("output", p.input_shape())?;
-    kernels::backward_data(p, slice(&dy), slice(&w), dx.as_slice_mut().unwrap_or_default());
+    kernels::backward_data(
+        p,
+        slice(&dy),
+        slice(&w),
+        dx.as_slice_mut().unwrap_or_default(),
+    );
     Ok(dx)
 }
 
 /// `dw` (HWIO) from x and dy (NHWC).
-pub fn backward_filter<T: Element>(p: &Problem, x: ArrayView4<T>, dy: ArrayView4<T>) -> Result<Array4<T>> {
+pub fn backward_filter<T: Element>(
+    p: &Problem,
+    x: ArrayView4<T>,
+    dy: ArrayView4<T>,
+) -> Result<Array4<T>> {
     check("input", x.shape(), p.input_shape())?;
     check("out_backprop", dy.shape(), p.output_shape())?;
     let (x, dy) = (x.as_standard_layout(), dy.as_standard_layout());
     let mut dw = try_zeros("filter", p.filter_shape())?;
-    kernels::backward_filter(p, slice(&x), slice(&dy), dw.as_slice_mut().unwrap_or_default());
+    kernels::backward_filter(
+        p,
+        slice(&x),
+        slice(&dy),
+        dw.as_slice_mut().unwrap_or_default(),
+    );
     Ok(dw)
 }
 

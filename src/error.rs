@@ -47,7 +47,9 @@ pub enum ConvError {
         got: Vec<i64>,
     },
     /// A 4-entry strides/dilations/padding list asks for something on the batch or channel axis.
-    #[error("`{arg}` = {got:?}: the batch and channel entries must be {neutral} (legal form: {legal})")]
+    #[error(
+        "`{arg}` = {got:?}: the batch and channel entries must be {neutral} (legal form: {legal})"
+    )]
     BatchOrChannelEntry {
         /// Argument name.
         arg: String,

@@ -29,20 +29,31 @@ use ndarray::{s, Array4, ArrayView4};
 /// Rotates every 2-D kernel slice of an HWIO filter by 180 degrees (flips both spatial
 /// axes).
 pub fn rot180<T: Element>(filter: ArrayView4<T>) -> Array4<T> {
-    filter.slice(s![..;-1, ..;-1, .., ..]).to_owned()
+    filter
+        .slice(s![..;-1, ..;-1, .., ..])
+        .as_standard_layout()
+        .into_owned()
 }
 
 /// Swaps the in and out channel axes of a filter: HWIO <-> HWOI (permutation
 /// `[0, 1, 3, 2]`), e.g. `[7, 7, 1, 32] -> [7, 7, 32, 1]`.
 pub fn swap_in_out<T: Element>(filter: ArrayView4<T>) -> Array4<T> {
-    filter.permuted_axes([0, 1, 3, 2]).as_standard_layout().into_owned()
+    filter
+        .permuted_axes([0, 1, 3, 2])
+        .as_standard_layout()
+        .into_owned()
 }
 
 /// The rotated, in/out-swapped filter of a grouped convolution: for group `g`,
 /// `out[kh, kw, m, g*Cg + c] = w[KH-1-kh, KW-1-kw, c, g*Og + m]`. With one group this is
 /// `swap_in_out(rot180(w))`.
 pub fn rot180_swap_grouped<T: Element>(filter: ArrayView4<T>, groups: usize) -> Result<Array4<T>> {
-    let [kh, kw, cg, cout] = [filter.shape()[0], filter.shape()[1], filter.shape()[2], filter.shape()[3]];
+    let [kh, kw, cg, cout] = [
+        filter.shape()[0],
+        filter.shape()[1],
+        filter.shape()[2],
+        filter.shape()[3],
+    ];
     if groups == 0 || cout % groups != 0 {
         return Err(ConvError::Channels {
             arg: "groups".into(),
@@ -50,17 +61,26 @@ pub fn rot180_swap_grouped<T: Element>(filter: ArrayView4<T>, groups: usize) -> 
         });
     }
     let og = cout / groups;
-    Ok(Array4::from_shape_fn((kh, kw, og, cg * groups), |(h, w, m, c)| {
-        let g = c / cg.max(1);
-        filter[[kh - 1 - h, kw - 1 - w, c % cg.max(1), g * og + m]]
-    }))
+    Ok(Array4::from_shape_fn(
+        (kh, kw, og, cg * groups),
+        |(h, w, m, c)| {
+            let g = c / cg.max(1);
+            filter[[kh - 1 - h, kw - 1 - w, c % cg.max(1), g * og + m]]
+        },
+    ))
 }
 
 /// Inserts `stride - 1` zeros between neighbouring elements of the height and width axes
 /// of an NHWC tensor: size `n` becomes `(n - 1) * stride + 1`.
 pub fn zero_stuff<T: Element>(x: ArrayView4<T>, strides: [usize; 2]) -> Array4<T> {
     let [n, h, w, c] = [x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]];
-    let stuffed = |len: usize, s: usize| if len == 0 { 0 } else { (len - 1) * s.max(1) + 1 };
+    let stuffed = |len: usize, s: usize| {
+        if len == 0 {
+            0
+        } else {
+            (len - 1) * s.max(1) + 1
+        }
+    };
     let mut out = Array4::zeros((n, stuffed(h, strides[0]), stuffed(w, strides[1]), c));
     out.slice_mut(s![.., ..;strides[0].max(1) as isize, ..;strides[1].max(1) as isize, ..])
         .assign(&x);
@@ -75,7 +95,11 @@ pub fn pad<T: Element>(x: ArrayView4<T>, pads: [[i64; 2]; 2]) -> Result<Array4<T
         let len = shape[axis + 1] as i64 + pads[axis][0] + pads[axis][1];
         usize::try_from(len).map_err(|_| ConvError::Shape {
             arg: "pads".into(),
-            message: format!("cropping {:?} removes more than the {} elements of the axis", pads[axis], shape[axis + 1]),
+            message: format!(
+                "cropping {:?} removes more than the {} elements of the axis",
+                pads[axis],
+                shape[axis + 1]
+            ),
         })
     };
     let (h, w) = (new_len(0)?, new_len(1)?);
@@ -85,7 +109,8 @@ pub fn pad<T: Element>(x: ArrayView4<T>, pads: [[i64; 2]; 2]) -> Result<Array4<T
         let before = pads[axis][0];
         let src_start = (-before).max(0) as usize;
         let dst_start = before.max(0) as usize;
-        let len = (shape[axis + 1] - src_start.min(shape[axis + 1])).min(out_len.saturating_sub(dst_start));
+        let len = (shape[axis + 1] - src_start.min(shape[axis + 1]))
+            .min(out_len.saturating_sub(dst_start));
         (src_start, dst_start, len)
     };
     let (sh, dh, lh) = span(0, h);
@@ -106,46 +131,67 @@ pub fn full_padding(kernel: [usize; 2], dilation: [usize; 2]) -> [[i64; 2]; 2] {
 
 /// Reads an NHWC data tensor as an HWIO filter: `[N, H, W, C] -> [H, W, N, C]`.
 pub fn nhwc_to_hwio<T: Element>(x: ArrayView4<T>) -> Array4<T> {
-    x.permuted_axes([1, 2, 0, 3]).as_standard_layout().into_owned()
+    x.permuted_axes([1, 2, 0, 3])
+        .as_standard_layout()
+        .into_owned()
 }
 
 /// Reads an HWIO filter as an NHWC tensor: `[H, W, I, O] -> [I, H, W, O]`.
 pub fn hwio_to_nhwc<T: Element>(w: ArrayView4<T>) -> Array4<T> {
-    w.permuted_axes([2, 0, 1, 3]).as_standard_layout().into_owned()
+    w.permuted_axes([2, 0, 1, 3])
+        .as_standard_layout()
+        .into_owned()
 }
 
 /// Exchanges the batch and channel axes of an NHWC tensor: `[N, H, W, C] -> [C, H, W, N]`.
 pub fn swap_batch_channels<T: Element>(x: ArrayView4<T>) -> Array4<T> {
-    x.permuted_axes([3, 1, 2, 0]).as_standard_layout().into_owned()
+    x.permuted_axes([3, 1, 2, 0])
+        .as_standard_layout()
+        .into_owned()
 }
 
 /// `conv2d_backprop_input` as a plain stride-1 `conv2d`: zero-stuff `dy` by the stride,
 /// pad it with `ek - 1 - pad_before` zeros before and `ek - 1 - pad_after + a` after
 /// (`a` = the rows the forward stride skipped; negative amounts crop), and correlate with
 /// the rotated, in/out-swapped filter at the forward dilation. `dy` NHWC, `filter` HWIO.
-pub fn backprop_input_via_conv2d<T: Element>(p: &Problem, dy: ArrayView4<T>, filter: ArrayView4<T>) -> Result<Array4<T>> {
+pub fn backprop_input_via_conv2d<T: Element>(
+    p: &Problem,
+    dy: ArrayView4<T>,
+    filter: ArrayView4<T>,
+) -> Result<Array4<T>> {
     let mut pads = [[0i64; 2]; 2];
     for (a, axis) in p.axes().iter().enumerate() {
         let ek = axis.effective_kernel() as i64;
         let padded = axis.input as i64 + axis.pad_before as i64 + axis.pad_after;
         let skipped = (padded - ek).rem_euclid(axis.stride as i64);
-        pads[a] = [ek - 1 - axis.pad_before as i64, ek - 1 - axis.pad_after + skipped];
+        pads[a] = [
+            ek - 1 - axis.pad_before as i64,
+            ek - 1 - axis.pad_after + skipped,
+        ];
     }
     let stuffed = zero_stuff(dy, [p.height.stride, p.width.stride]);
     let padded = pad(stuffed.view(), pads)?;
     let rotated = rot180_swap_grouped(filter, p.groups)?;
-    let opts = tf::Options::new(tf::Padding::Valid).dilations([p.height.dilation as i64, p.width.dilation as i64]);
+    let opts = tf::Options::new(tf::Padding::Valid)
+        .dilations([p.height.dilation as i64, p.width.dilation as i64]);
     tf::conv2d(padded.view(), rotated.view(), &opts)
 }
 
 /// `conv2d_backprop_filter` as a plain `conv2d` (one group): exchange batch and channels
 /// of `x`, read `dy` as a filter, and convolve with the forward *dilation* as the stride
 /// and the forward *stride* as the dilation; keep the first `kernel` outputs per axis.
-pub fn backprop_filter_via_conv2d<T: Element>(p: &Problem, x: ArrayView4<T>, dy: ArrayView4<T>) -> Result<Array4<T>> {
+pub fn backprop_filter_via_conv2d<T: Element>(
+    p: &Problem,
+    x: ArrayView4<T>,
+    dy: ArrayView4<T>,
+) -> Result<Array4<T>> {
     if p.groups != 1 {
         return Err(ConvError::Argument {
             arg: "groups".into(),
-            message: format!("the filter-gradient identity is written for one group, got {}", p.groups),
+            message: format!(
+                "the filter-gradient identity is written for one group, got {}",
+                p.groups
+            ),
         });
     }
     let mut pads = [[0i64; 2]; 2];
@@ -160,5 +206,8 @@ pub fn backprop_filter_via_conv2d<T: Element>(p: &Problem, x: ArrayView4<T>, dy:
         .dilations([p.height.stride as i64, p.width.stride as i64]);
     let out = tf::conv2d(xt.view(), dy_filter.view(), &opts)?;
     let kept = out.slice(s![.., ..p.height.kernel, ..p.width.kernel, ..]);
-    Ok(kept.permuted_axes([1, 2, 0, 3]).as_standard_layout().into_owned())
+    Ok(kept
+        .permuted_axes([1, 2, 0, 3])
+        .as_standard_layout()
+        .into_owned())
 }

@@ -53,7 +53,10 @@ impl DataFormat {
     pub fn from_nhwc<T: Clone>(self, data: Array4<T>) -> Array4<T> {
         match self {
             DataFormat::Nhwc => data,
-            DataFormat::Nchw => data.permuted_axes([0, 3, 1, 2]).as_standard_layout().into_owned(),
+            DataFormat::Nchw => data
+                .permuted_axes([0, 3, 1, 2])
+                .as_standard_layout()
+                .into_owned(),
         }
     }
 

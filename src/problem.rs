@@ -36,6 +36,36 @@ pub enum AxisPadding {
     },
 }
 
+/// How a kernel slides along one axis: taps, stride, dilation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taps {
+    /// Kernel taps (>= 1).
+    pub kernel: usize,
+    /// Stride (>= 1).
+    pub stride: usize,
+    /// Dilation (>= 1).
+    pub dilation: usize,
+}
+
+impl Taps {
+    /// Kernel size, stride and dilation.
+    pub fn new(kernel: usize, stride: usize, dilation: usize) -> Taps {
+        Taps {
+            kernel,
+            stride,
+            dilation,
+        }
+    }
+
+    /// Checks all three are >= 1 and returns the effective kernel `(kernel-1)*dilation+1`.
+    fn check(&self, axis: &str) -> Result<usize> {
+        check_positive("kernel size", axis, self.kernel)?;
+        check_positive("strides", axis, self.stride)?;
+        check_positive("dilations", axis, self.dilation)?;
+        effective_kernel(self.kernel, self.dilation)
+    }
+}
+
 /// One spatial axis of a forward convolution, fully resolved.
 ///
 /// `input` is the forward input's size (the transposed op's *output*), `output` the
@@ -100,23 +130,18 @@ impl Axis {
     /// `axis` names the axis in messages (`height` / `width`).
     ///
     /// ```
-    /// use convt::problem::{Axis, AxisPadding};
+    /// use convt::problem::{Axis, AxisPadding, Taps};
     /// // TF SAME, input 7, kernel 4, stride 1: total padding 3, the odd pixel after.
-    /// let a = Axis::forward("height", 7, 4, 1, 1, AxisPadding::SameUpper).unwrap();
+    /// let a = Axis::forward("height", 7, Taps::new(4, 1, 1), AxisPadding::SameUpper).unwrap();
     /// assert_eq!((a.pad_before, a.pad_after, a.output), (1, 2, 7));
     /// ```
-    pub fn forward(
-        axis: &str,
-        input: usize,
-        kernel: usize,
-        stride: usize,
-        dilation: usize,
-        padding: AxisPadding,
-    ) -> Result<Axis> {
-        check_positive("kernel size", axis, kernel)?;
-        check_positive("strides", axis, stride)?;
-        check_positive("dilations", axis, dilation)?;
-        let ek = effective_kernel(kernel, dilation)?;
+    pub fn forward(axis: &str, input: usize, taps: Taps, padding: AxisPadding) -> Result<Axis> {
+        let ek = taps.check(axis)?;
+        let Taps {
+            kernel,
+            stride,
+            dilation,
+        } = taps;
         let (pad_before, pad_after, output) = match padding {
             AxisPadding::SameUpper | AxisPadding::SameLower => {
                 let output = input.div_ceil(stride);
@@ -176,9 +201,7 @@ impl Axis {
         axis: &str,
         input: usize,
         output: usize,
-        kernel: usize,
-        stride: usize,
-        dilation: usize,
+        taps: Taps,
         padding: AxisPadding,
     ) -> Result<Axis> {
         let illegal = || -> Result<ConvError> {
@@ -186,7 +209,7 @@ impl Axis {
                 arg: arg.into(),
                 axis: axis.into(),
                 got: input as i64,
-                legal: legal_transposed_sizes(output, kernel, stride, dilation, padding)?
+                legal: legal_transposed_sizes(output, taps, padding)?
                     .map(|r| {
                         let (a, b) = (*r.start(), *r.end());
                         if b - a < 64 {
@@ -198,7 +221,7 @@ impl Axis {
                     .unwrap_or_default(),
             })
         };
-        match Axis::forward(axis, input, kernel, stride, dilation, padding) {
+        match Axis::forward(axis, input, taps, padding) {
             Ok(a) if a.output == output => Ok(a),
             Ok(_) | Err(ConvError::KernelTooLarge { .. }) => Err(illegal()?),
             Err(e) => Err(e),
@@ -212,17 +235,17 @@ impl Axis {
     pub fn window(
         axis: &str,
         output: usize,
-        kernel: usize,
-        stride: usize,
-        dilation: usize,
+        taps: Taps,
         pad_before: usize,
         input: i64,
         formula: &str,
     ) -> Result<Axis> {
-        check_positive("kernel size", axis, kernel)?;
-        check_positive("stride", axis, stride)?;
-        check_positive("dilation", axis, dilation)?;
-        let ek = effective_kernel(kernel, dilation)?;
+        let ek = taps.check(axis)?;
+        let Taps {
+            kernel,
+            stride,
+            dilation,
+        } = taps;
         if input <= 0 {
             return Err(ConvError::OutputTooSmall {
                 axis: axis.into(),
@@ -264,22 +287,18 @@ pub fn full_length(n: usize, stride: usize, effective_kernel: usize) -> Result<u
 /// skips up to `s - 1` trailing rows). `None` when no size is legal.
 ///
 /// ```
-/// use convt::problem::{legal_transposed_sizes, AxisPadding};
+/// use convt::problem::{legal_transposed_sizes, AxisPadding, Taps};
 /// // The seed's example: 3 -> 6 with kernel 2, stride 2, SAME accepts 5 or 6.
-/// let legal = legal_transposed_sizes(3, 2, 2, 1, AxisPadding::SameUpper).unwrap();
+/// let legal = legal_transposed_sizes(3, Taps::new(2, 2, 1), AxisPadding::SameUpper).unwrap();
 /// assert_eq!(legal, Some(5..=6));
 /// ```
 pub fn legal_transposed_sizes(
     output: usize,
-    kernel: usize,
-    stride: usize,
-    dilation: usize,
+    taps: Taps,
     padding: AxisPadding,
 ) -> Result<Option<RangeInclusive<usize>>> {
-    check_positive("kernel size", "", kernel)?;
-    check_positive("strides", "", stride)?;
-    check_positive("dilations", "", dilation)?;
-    let ek = effective_kernel(kernel, dilation)?;
+    let ek = taps.check("")?;
+    let stride = taps.stride;
     // The forward output is non-decreasing in the input size, so the legal set is an
     // interval; find its first element in closed form, then confirm both ends with the
     // forward rule itself.
@@ -299,7 +318,9 @@ pub fn legal_transposed_sizes(
             if output == 0 {
                 return Ok(None);
             }
-            let Some(full) = (output - 1).checked_mul(stride).and_then(|v| v.checked_add(ek))
+            let Some(full) = (output - 1)
+                .checked_mul(stride)
+                .and_then(|v| v.checked_add(ek))
             else {
                 return Ok(None);
             };
@@ -307,7 +328,7 @@ pub fn legal_transposed_sizes(
         }
     };
     let maps_to_output = |input: usize| {
-        Axis::forward("", input, kernel, stride, dilation, padding)
+        Axis::forward("", input, taps, padding)
             .map(|a| a.output == output)
             .unwrap_or(false)
     };
@@ -372,7 +393,9 @@ pub struct Problem {
 fn product(arg: &str, dims: &[usize]) -> Result<usize> {
     let mut n: usize = 1;
     for &d in dims {
-        n = n.checked_mul(d).ok_or_else(|| too_large(arg, "element count"))?;
+        n = n
+            .checked_mul(d)
+            .ok_or_else(|| too_large(arg, "element count"))?;
     }
     // Keep byte counts of f64 buffers addressable.
     if n > (isize::MAX as usize) / 8 {
@@ -400,7 +423,7 @@ impl Problem {
                 got: vec![0],
             });
         }
-        if in_channels % groups != 0 {
+        if !in_channels.is_multiple_of(groups) {
             return Err(ConvError::Channels {
                 arg: "groups".into(),
                 message: format!(
@@ -408,7 +431,7 @@ impl Problem {
                 ),
             });
         }
-        if out_channels % groups != 0 {
+        if !out_channels.is_multiple_of(groups) {
             return Err(ConvError::Channels {
                 arg: "groups".into(),
                 message: format!(
@@ -501,7 +524,7 @@ mod tests {
     fn brute(o: usize, k: usize, s: usize, d: usize, p: AxisPadding) -> Vec<usize> {
         (0..80)
             .filter(|&i| {
-                Axis::forward("h", i, k, s, d, p)
+                Axis::forward("h", i, Taps::new(k, s, d), p)
                     .map(|a| a.output == o)
                     .unwrap_or(false)
             })
@@ -526,7 +549,7 @@ mod tests {
                                 after: 0,
                             },
                         ] {
-                            let got: Vec<usize> = legal_transposed_sizes(o, k, s, d, p)
+                            let got: Vec<usize> = legal_transposed_sizes(o, Taps::new(k, s, d), p)
                                 .unwrap()
                                 .map(|r| r.collect())
                                 .unwrap_or_default();
@@ -542,22 +565,26 @@ mod tests {
     fn semantics_examples() {
         // SEMANTICS_DETAIL 3.2: I=3,K=3,s=2 SAME {5,6}, VALID {7,8}; I=3,K=1,s=3 VALID {7,8,9};
         // I=2,K=5,s=3 VALID {8,9,10}.
-        let l = |o, k, s, p| legal_transposed_sizes(o, k, s, 1, p).unwrap().unwrap();
+        let l = |o, k, s, p| {
+            legal_transposed_sizes(o, Taps::new(k, s, 1), p)
+                .unwrap()
+                .unwrap()
+        };
         assert_eq!(l(3, 3, 2, AxisPadding::SameUpper), 5..=6);
         assert_eq!(l(3, 3, 2, AxisPadding::Valid), 7..=8);
         assert_eq!(l(3, 1, 3, AxisPadding::Valid), 7..=9);
         assert_eq!(l(2, 5, 3, AxisPadding::Valid), 8..=10);
         // TF SAME I=224 K=7 s=2: pads (2,3), O=112.
-        let a = Axis::forward("h", 224, 7, 2, 1, AxisPadding::SameUpper).unwrap();
+        let a = Axis::forward("h", 224, Taps::new(7, 2, 1), AxisPadding::SameUpper).unwrap();
         assert_eq!((a.pad_before, a.pad_after, a.output), (2, 3, 112));
-        let a = Axis::forward("h", 7, 4, 1, 1, AxisPadding::SameLower).unwrap();
+        let a = Axis::forward("h", 7, Taps::new(4, 1, 1), AxisPadding::SameLower).unwrap();
         assert_eq!((a.pad_before, a.pad_after), (2, 1));
         // Kernel larger than the input is fine with SAME.
-        let a = Axis::forward("h", 2, 5, 1, 1, AxisPadding::SameUpper).unwrap();
+        let a = Axis::forward("h", 2, Taps::new(5, 1, 1), AxisPadding::SameUpper).unwrap();
         assert_eq!((a.pad_before, a.pad_after, a.output), (2, 2, 2));
-        assert!(Axis::forward("h", 2, 3, 1, 1, AxisPadding::Valid).is_err());
+        assert!(Axis::forward("h", 2, Taps::new(3, 1, 1), AxisPadding::Valid).is_err());
         assert_eq!(
-            Axis::forward("h", 0, 3, 2, 1, AxisPadding::SameUpper)
+            Axis::forward("h", 0, Taps::new(3, 2, 1), AxisPadding::SameUpper)
                 .unwrap()
                 .output,
             0
@@ -566,20 +593,19 @@ mod tests {
 
     #[test]
     fn huge_sizes_are_errors_not_panics() {
-        assert!(Axis::forward("h", usize::MAX, 3, 1, usize::MAX, AxisPadding::Valid).is_err());
         assert!(Axis::forward(
             "h",
             usize::MAX,
-            1,
-            1,
-            1,
-            AxisPadding::Explicit {
-                before: usize::MAX,
-                after: 1
-            }
+            Taps::new(3, 1, usize::MAX),
+            AxisPadding::Valid
         )
         .is_err());
-        let a = Axis::forward("h", 1 << 31, 1, 1, 1, AxisPadding::Valid).unwrap();
+        let pad = AxisPadding::Explicit {
+            before: usize::MAX,
+            after: 1,
+        };
+        assert!(Axis::forward("h", usize::MAX, Taps::new(1, 1, 1), pad).is_err());
+        let a = Axis::forward("h", 1 << 31, Taps::new(1, 1, 1), AxisPadding::Valid).unwrap();
         assert!(Problem::new(1 << 31, 1 << 31, 1, 1, a, a).is_err());
     }
 }

@@ -36,9 +36,13 @@ pub fn forward<T: Element>(p: &Problem, x: ArrayView4<T>, w: ArrayView4<T>) -> R
         let g = co / og;
         let mut acc = T::zero();
         for kh in 0..p.height.kernel {
-            let Some(ih) = source(oh, kh, &p.height) else { continue };
+            let Some(ih) = source(oh, kh, &p.height) else {
+                continue;
+            };
             for kw in 0..p.width.kernel {
-                let Some(iw) = source(ow, kw, &p.width) else { continue };
+                let Some(iw) = source(ow, kw, &p.width) else {
+                    continue;
+                };
                 for ci in 0..cg {
                     acc += x[[n, ih, iw, g * cg + ci]] * w[[kh, kw, ci, co]];
                 }
@@ -64,9 +68,13 @@ pub fn backward_data<T: Element>(
     for ((n, oh, ow, co), &v) in dy.indexed_iter() {
         let g = co / og;
         for kh in 0..p.height.kernel {
-            let Some(ih) = source(oh, kh, &p.height) else { continue };
+            let Some(ih) = source(oh, kh, &p.height) else {
+                continue;
+            };
             for kw in 0..p.width.kernel {
-                let Some(iw) = source(ow, kw, &p.width) else { continue };
+                let Some(iw) = source(ow, kw, &p.width) else {
+                    continue;
+                };
                 for ci in 0..cg {
                     dx[[n, ih, iw, g * cg + ci]] += v * w[[kh, kw, ci, co]];
                 }
@@ -91,9 +99,13 @@ pub fn backward_filter<T: Element>(
         let mut acc = T::zero();
         for n in 0..p.batch {
             for oh in 0..p.height.output {
-                let Some(ih) = source(oh, kh, &p.height) else { continue };
+                let Some(ih) = source(oh, kh, &p.height) else {
+                    continue;
+                };
                 for ow in 0..p.width.output {
-                    let Some(iw) = source(ow, kw, &p.width) else { continue };
+                    let Some(iw) = source(ow, kw, &p.width) else {
+                        continue;
+                    };
                     acc += x[[n, ih, iw, g * cg + ci]] * dy[[n, oh, ow, co]];
                 }
             }

@@ -23,7 +23,7 @@ use crate::conv;
 use crate::element::Element;
 use crate::error::{ConvError, Result};
 use crate::layout::DataFormat;
-use crate::problem::{Axis, AxisPadding, Problem};
+use crate::problem::{Axis, AxisPadding, Problem, Taps};
 use ndarray::{Array4, ArrayView4};
 
 /// TensorFlow's `padding` argument.
@@ -61,7 +61,9 @@ impl Padding {
                 got: flat.to_vec(),
             });
         }
-        Ok(Padding::Explicit(flat.chunks(2).map(|c| [c[0], c[1]]).collect()))
+        Ok(Padding::Explicit(
+            flat.chunks(2).map(|c| [c[0], c[1]]).collect(),
+        ))
     }
 }
 
@@ -148,18 +150,22 @@ impl Options {
                         arg: arg.into(),
                         got: values.to_vec(),
                         neutral: 1,
-                        legal: format!("{}, e.g. {}", self.data_format.name(), layout_example(self.data_format, arg)),
+                        legal: format!(
+                            "{}, e.g. {}",
+                            self.data_format.name(),
+                            layout_example(self.data_format, arg)
+                        ),
                     });
                 }
                 [values[h], values[w]]
             }
-            _ => {
-                return Err(ConvError::Length {
-                    arg: arg.into(),
-                    expected: "1, 2 or 4 values (an int, [h, w], or one per dimension in data_format order)".into(),
-                    got: values.to_vec(),
-                })
-            }
+            _ => return Err(ConvError::Length {
+                arg: arg.into(),
+                expected:
+                    "1, 2 or 4 values (an int, [h, w], or one per dimension in data_format order)"
+                        .into(),
+                got: values.to_vec(),
+            }),
         };
         if hw.iter().any(|&v| v <= 0) {
             return Err(ConvError::NotPositive {
@@ -180,7 +186,8 @@ impl Options {
                 if pairs.len() != 4 {
                     return Err(ConvError::Length {
                         arg: "padding".into(),
-                        expected: "4 [before, after] pairs, one per dimension in data_format order".into(),
+                        expected: "4 [before, after] pairs, one per dimension in data_format order"
+                            .into(),
                         got: flat,
                     });
                 }
@@ -261,7 +268,7 @@ fn groups_for(
             ),
         });
     }
-    if channels == 0 || channels % filter[2] != 0 {
+    if channels == 0 || !channels.is_multiple_of(filter[2]) {
         return Err(ConvError::Channels {
             arg: channels_arg.into(),
             message: format!(
@@ -271,7 +278,7 @@ fn groups_for(
         });
     }
     let groups = channels / filter[2];
-    if filter[3] % groups != 0 {
+    if !filter[3].is_multiple_of(groups) {
         return Err(ConvError::Channels {
             arg: filter_arg.into(),
             message: format!(
@@ -284,13 +291,33 @@ fn groups_for(
 }
 
 /// The forward problem of `tf.nn.conv2d(input, filters, ...)` from the shapes alone.
-pub fn conv2d_problem(input_shape: &[usize], filter_shape: &[usize], opts: &Options) -> Result<Problem> {
-    let x = opts.data_format.to_nhwc_shape(&rank4("input", input_shape, data_what(opts.data_format))?);
-    let f = rank4("filters", filter_shape, "[kh, kw, in_channels, out_channels]")?;
+pub fn conv2d_problem(
+    input_shape: &[usize],
+    filter_shape: &[usize],
+    opts: &Options,
+) -> Result<Problem> {
+    let x =
+        opts.data_format
+            .to_nhwc_shape(&rank4("input", input_shape, data_what(opts.data_format))?);
+    let f = rank4(
+        "filters",
+        filter_shape,
+        "[kh, kw, in_channels, out_channels]",
+    )?;
     let (strides, dilations, padding) = opts.resolve()?;
     let groups = groups_for("filters", f, "input", x[3])?;
-    let h = Axis::forward("height", x[1], f[0], strides[0], dilations[0], padding[0])?;
-    let w = Axis::forward("width", x[2], f[1], strides[1], dilations[1], padding[1])?;
+    let h = Axis::forward(
+        "height",
+        x[1],
+        Taps::new(f[0], strides[0], dilations[0]),
+        padding[0],
+    )?;
+    let w = Axis::forward(
+        "width",
+        x[2],
+        Taps::new(f[1], strides[1], dilations[1]),
+        padding[1],
+    )?;
     Problem::new(x[0], x[3], f[3], groups, h, w)
 }
 
@@ -319,8 +346,14 @@ fn transposed_problem(
     dy_shape: &[usize],
     opts: &Options,
 ) -> Result<Problem> {
-    let dy = opts.data_format.to_nhwc_shape(&rank4(names.dy, dy_shape, data_what(opts.data_format))?);
-    let f = rank4(names.filter, filter_shape, "[kh, kw, out_channels, in_channels]")?;
+    let dy =
+        opts.data_format
+            .to_nhwc_shape(&rank4(names.dy, dy_shape, data_what(opts.data_format))?);
+    let f = rank4(
+        names.filter,
+        filter_shape,
+        "[kh, kw, out_channels, in_channels]",
+    )?;
     if let Some(&bad) = sizes.iter().find(|&&v| v < 0) {
         return Err(ConvError::Shape {
             arg: names.sizes.into(),
@@ -333,7 +366,10 @@ fn transposed_problem(
         _ => {
             return Err(ConvError::Length {
                 arg: names.sizes.into(),
-                expected: format!("4 values ({}) or 2 values [height, width]", data_what(opts.data_format)),
+                expected: format!(
+                    "4 values ({}) or 2 values [height, width]",
+                    data_what(opts.data_format)
+                ),
                 got: sizes.to_vec(),
             })
         }
@@ -358,8 +394,22 @@ fn transposed_problem(
     }
     let groups = groups_for(names.filter, f, names.sizes, target[3])?;
     let (strides, dilations, padding) = opts.resolve()?;
-    let h = Axis::transposed(names.sizes, "height", target[1], dy[1], f[0], strides[0], dilations[0], padding[0])?;
-    let w = Axis::transposed(names.sizes, "width", target[2], dy[2], f[1], strides[1], dilations[1], padding[1])?;
+    let h = Axis::transposed(
+        names.sizes,
+        "height",
+        target[1],
+        dy[1],
+        Taps::new(f[0], strides[0], dilations[0]),
+        padding[0],
+    )?;
+    let w = Axis::transposed(
+        names.sizes,
+        "width",
+        target[2],
+        dy[2],
+        Taps::new(f[1], strides[1], dilations[1]),
+        padding[1],
+    )?;
     Problem::new(dy[0], target[3], f[3], groups, h, w)
 }
 
@@ -370,7 +420,13 @@ pub fn conv2d_transpose_problem(
     output_shape: &[i64],
     opts: &Options,
 ) -> Result<Problem> {
-    transposed_problem(&TRANSPOSE_NAMES, output_shape, filter_shape, input_shape, opts)
+    transposed_problem(
+        &TRANSPOSE_NAMES,
+        output_shape,
+        filter_shape,
+        input_shape,
+        opts,
+    )
 }
 
 /// The forward problem of `tf.raw_ops.Conv2DBackpropInput`.
@@ -380,7 +436,13 @@ pub fn conv2d_backprop_input_problem(
     out_backprop_shape: &[usize],
     opts: &Options,
 ) -> Result<Problem> {
-    transposed_problem(&BACKPROP_INPUT_NAMES, input_sizes, filter_shape, out_backprop_shape, opts)
+    transposed_problem(
+        &BACKPROP_INPUT_NAMES,
+        input_sizes,
+        filter_shape,
+        out_backprop_shape,
+        opts,
+    )
 }
 
 /// The forward problem of `tf.raw_ops.Conv2DBackpropFilter`.
@@ -402,7 +464,11 @@ pub fn conv2d_backprop_filter_problem(
         });
     }
     let f = sizes.map(|v| v as usize);
-    let dy = opts.data_format.to_nhwc_shape(&rank4("out_backprop", out_backprop_shape, data_what(opts.data_format))?);
+    let dy = opts.data_format.to_nhwc_shape(&rank4(
+        "out_backprop",
+        out_backprop_shape,
+        data_what(opts.data_format),
+    )?);
     let p = conv2d_problem(input_shape, &f, opts)?;
     if f[3] != dy[3] {
         return Err(ConvError::Channels {
@@ -426,7 +492,11 @@ pub fn conv2d_backprop_filter_problem(
 }
 
 /// `tf.nn.conv2d(input, filters, strides, padding, data_format, dilations)`.
-pub fn conv2d<T: Element>(input: ArrayView4<T>, filters: ArrayView4<T>, opts: &Options) -> Result<Array4<T>> {
+pub fn conv2d<T: Element>(
+    input: ArrayView4<T>,
+    filters: ArrayView4<T>,
+    opts: &Options,
+) -> Result<Array4<T>> {
     let p = conv2d_problem(input.shape(), filters.shape(), opts)?;
     let y = conv::forward(&p, opts.data_format.view_as_nhwc(input), filters)?;
     Ok(opts.data_format.from_nhwc(y))
@@ -467,7 +537,8 @@ pub fn conv2d_backprop_filter<T: Element>(
     out_backprop: ArrayView4<T>,
     opts: &Options,
 ) -> Result<Array4<T>> {
-    let p = conv2d_backprop_filter_problem(input.shape(), filter_sizes, out_backprop.shape(), opts)?;
+    let p =
+        conv2d_backprop_filter_problem(input.shape(), filter_sizes, out_backprop.shape(), opts)?;
     let fmt = opts.data_format;
     conv::backward_filter(&p, fmt.view_as_nhwc(input), fmt.view_as_nhwc(out_backprop))
 }

@@ -35,7 +35,9 @@ fn cases(prefix: &str) -> Vec<Case> {
 }
 
 fn npy_path(v: &Value) -> Option<PathBuf> {
-    v.get("npy").and_then(Value::as_str).map(|f| fixtures().join(f))
+    v.get("npy")
+        .and_then(Value::as_str)
+        .map(|f| fixtures().join(f))
 }
 
 /// Checks `got` against the case's expectation; returns a failure description.
@@ -44,25 +46,45 @@ fn judge(case: &Case, got: convt::Result<Tensor>) -> Option<String> {
         (Some(path), Ok(got)) => {
             let expected = Tensor::read_npy(&path).unwrap();
             if got.dtype() != expected.dtype() || got.shape() != expected.shape() {
-                return Some(format!("{}: got {} {:?}, expected {} {:?}", case.id, got.dtype(), got.shape(), expected.dtype(), expected.shape()));
+                return Some(format!(
+                    "{}: got {} {:?}, expected {} {:?}",
+                    case.id,
+                    got.dtype(),
+                    got.shape(),
+                    expected.dtype(),
+                    expected.shape()
+                ));
             }
             let (diff, scale, tol) = match (&got, &expected) {
                 (Tensor::F32(g), Tensor::F32(e)) => (
-                    g.iter().zip(e).map(|(a, b)| (a - b).abs() as f64).fold(0.0, f64::max),
+                    g.iter()
+                        .zip(e)
+                        .map(|(a, b)| (a - b).abs() as f64)
+                        .fold(0.0, f64::max),
                     e.iter().map(|v| v.abs() as f64).fold(1.0, f64::max),
                     1e-4,
                 ),
                 (Tensor::F64(g), Tensor::F64(e)) => (
-                    g.iter().zip(e).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max),
+                    g.iter()
+                        .zip(e)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0.0, f64::max),
                     e.iter().map(|v| v.abs()).fold(1.0, f64::max),
                     1e-9,
                 ),
                 _ => unreachable!(),
             };
-            (diff > tol * scale || diff.is_nan()).then(|| format!("{}: max error {diff} > {tol} * {scale}", case.id))
+            (diff > tol * scale || diff.is_nan())
+                .then(|| format!("{}: max error {diff} > {tol} * {scale}", case.id))
         }
-        (Some(_), Err(e)) => Some(format!("{}: refused ({e}) but the framework computed it", case.id)),
-        (None, Ok(_)) => Some(format!("{}: computed, but the framework refused: {}", case.id, case.expect["error"])),
+        (Some(_), Err(e)) => Some(format!(
+            "{}: refused ({e}) but the framework computed it",
+            case.id
+        )),
+        (None, Ok(_)) => Some(format!(
+            "{}: computed, but the framework refused: {}",
+            case.id, case.expect["error"]
+        )),
         (None, Err(_)) => None,
     }
 }
@@ -81,13 +103,23 @@ fn api_args(case: &Case) -> Args {
 fn check_api(prefix: &str) {
     let cases = cases(prefix);
     assert!(!cases.is_empty());
-    let failures: Vec<String> = cases.iter().filter_map(|c| judge(c, call::run(&c.op, &api_args(c)))).collect();
-    assert!(failures.is_empty(), "{} of {} cases fail:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|c| judge(c, call::run(&c.op, &api_args(c))))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases fail:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 fn check_cli(prefix: &str) {
     let cases = cases(prefix);
-    let dir = std::env::temp_dir().join(format!("convt-conformance-{}-{prefix}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("convt-conformance-{}-{prefix}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut failures = vec![];
     for case in &cases {
@@ -106,14 +138,26 @@ fn check_cli(prefix: &str) {
         } else {
             let stderr = String::from_utf8_lossy(&output.stderr);
             if output.status.code() != Some(2) || !stderr.starts_with("error: ") || out.exists() {
-                failures.push(format!("{}: refusal must exit 2 with `error: ...` and no file; got {:?} {stderr}", case.id, output.status));
+                failures.push(format!(
+                    "{}: refusal must exit 2 with `error: ...` and no file; got {:?} {stderr}",
+                    case.id, output.status
+                ));
             }
-            Err(convt::ConvError::Argument { arg: "cli".into(), message: stderr.into() })
+            Err(convt::ConvError::Argument {
+                arg: "cli".into(),
+                message: stderr.into(),
+            })
         };
         failures.extend(judge(case, got));
     }
     std::fs::remove_dir_all(&dir).ok();
-    assert!(failures.is_empty(), "{} of {} cases fail:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases fail:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]

@@ -10,7 +10,10 @@ use serde_json::{json, Value};
 
 fn tensor(shape: &[usize]) -> Arg {
     let n: usize = shape.iter().product();
-    Arg::Tensor(Tensor::F64(ArrayD::from_shape_fn(IxDyn(shape), |i| { use ndarray::Dimension; ((i.as_array_view().sum() * 7 + n) % 5) as f64 - 2.0 })))
+    Arg::Tensor(Tensor::F64(ArrayD::from_shape_fn(IxDyn(shape), |i| {
+        use ndarray::Dimension;
+        ((i.as_array_view().sum() * 7 + n) % 5) as f64 - 2.0
+    })))
 }
 
 fn call(op: &str, arrays: &[(&str, &[usize])], values: Value) -> convt::Result<Tensor> {
@@ -25,11 +28,19 @@ fn call(op: &str, arrays: &[(&str, &[usize])], values: Value) -> convt::Result<T
 }
 
 fn conv2d(input: &[usize], filters: &[usize], values: Value) -> convt::Result<Tensor> {
-    call("tf.nn.conv2d", &[("input", input), ("filters", filters)], values)
+    call(
+        "tf.nn.conv2d",
+        &[("input", input), ("filters", filters)],
+        values,
+    )
 }
 
 fn transpose(input: &[usize], filters: &[usize], values: Value) -> convt::Result<Tensor> {
-    call("tf.nn.conv2d_transpose", &[("input", input), ("filters", filters)], values)
+    call(
+        "tf.nn.conv2d_transpose",
+        &[("input", input), ("filters", filters)],
+        values,
+    )
 }
 
 fn message(r: convt::Result<Tensor>) -> (ConvError, String) {
@@ -40,122 +51,327 @@ fn message(r: convt::Result<Tensor>) -> (ConvError, String) {
 
 #[test]
 fn wrong_rank() {
-    let (e, m) = message(conv2d(&[7, 7, 4], &[3, 3, 4, 2], json!({"padding": "SAME"})));
-    assert!(matches!(e, ConvError::Rank { .. }) && m.contains("`input`") && m.contains("4-dimensional"), "{m}");
-    let (e, m) = message(conv2d(&[1, 7, 7, 4], &[3, 3, 4], json!({"padding": "SAME"})));
-    assert!(matches!(e, ConvError::Rank { .. }) && m.contains("`filters`"), "{m}");
+    let (e, m) = message(conv2d(
+        &[7, 7, 4],
+        &[3, 3, 4, 2],
+        json!({"padding": "SAME"}),
+    ));
+    assert!(
+        matches!(e, ConvError::Rank { .. }) && m.contains("`input`") && m.contains("4-dimensional"),
+        "{m}"
+    );
+    let (e, m) = message(conv2d(
+        &[1, 7, 7, 4],
+        &[3, 3, 4],
+        json!({"padding": "SAME"}),
+    ));
+    assert!(
+        matches!(e, ConvError::Rank { .. }) && m.contains("`filters`"),
+        "{m}"
+    );
 }
 
 #[test]
 fn channel_mismatches() {
     // Input depth not a multiple of the filter's in-depth.
-    let (e, m) = message(conv2d(&[1, 7, 7, 4], &[3, 3, 3, 2], json!({"padding": "SAME"})));
-    assert!(matches!(e, ConvError::Channels { .. }) && m.contains("multiple of 3"), "{m}");
+    let (e, m) = message(conv2d(
+        &[1, 7, 7, 4],
+        &[3, 3, 3, 2],
+        json!({"padding": "SAME"}),
+    ));
+    assert!(
+        matches!(e, ConvError::Channels { .. }) && m.contains("multiple of 3"),
+        "{m}"
+    );
     // Output channels not divisible by groups (4 / 2 = 2 groups, 5 outputs).
-    let (e, m) = message(conv2d(&[1, 7, 7, 4], &[3, 3, 2, 5], json!({"padding": "SAME"})));
-    assert!(matches!(e, ConvError::Channels { .. }) && m.contains("groups 2"), "{m}");
+    let (e, m) = message(conv2d(
+        &[1, 7, 7, 4],
+        &[3, 3, 2, 5],
+        json!({"padding": "SAME"}),
+    ));
+    assert!(
+        matches!(e, ConvError::Channels { .. }) && m.contains("groups 2"),
+        "{m}"
+    );
     // Transpose: filter in_channels (dim 3) != input channels.
-    let (e, m) = message(transpose(&[1, 3, 3, 4], &[2, 2, 1, 3], json!({"output_shape": [1, 6, 6, 1], "strides": 2, "padding": "SAME"})));
-    assert!(matches!(e, ConvError::Channels { .. }) && m.contains("`filters`") && m.contains("legal: 4"), "{m}");
+    let (e, m) = message(transpose(
+        &[1, 3, 3, 4],
+        &[2, 2, 1, 3],
+        json!({"output_shape": [1, 6, 6, 1], "strides": 2, "padding": "SAME"}),
+    ));
+    assert!(
+        matches!(e, ConvError::Channels { .. })
+            && m.contains("`filters`")
+            && m.contains("legal: 4"),
+        "{m}"
+    );
     // Transpose: output_shape channels not a multiple of filter dim 2.
-    let (e, m) = message(transpose(&[1, 3, 3, 1], &[2, 2, 2, 1], json!({"output_shape": [1, 6, 6, 3], "strides": 2, "padding": "SAME"})));
-    assert!(matches!(e, ConvError::Channels { .. }) && m.contains("`output_shape`") && m.contains("multiple of 2"), "{m}");
+    let (e, m) = message(transpose(
+        &[1, 3, 3, 1],
+        &[2, 2, 2, 1],
+        json!({"output_shape": [1, 6, 6, 3], "strides": 2, "padding": "SAME"}),
+    ));
+    assert!(
+        matches!(e, ConvError::Channels { .. })
+            && m.contains("`output_shape`")
+            && m.contains("multiple of 2"),
+        "{m}"
+    );
 }
 
 #[test]
 fn illegal_output_shape_lists_the_legal_sizes() {
-    let (e, m) = message(transpose(&[1, 3, 3, 1], &[2, 2, 1, 1], json!({"output_shape": [1, 7, 6, 1], "strides": 2, "padding": "SAME"})));
+    let (e, m) = message(transpose(
+        &[1, 3, 3, 1],
+        &[2, 2, 1, 1],
+        json!({"output_shape": [1, 7, 6, 1], "strides": 2, "padding": "SAME"}),
+    ));
     assert_eq!(
         e,
-        ConvError::IllegalOutputSize { arg: "output_shape".into(), axis: "height".into(), got: 7, legal: vec![5, 6] },
+        ConvError::IllegalOutputSize {
+            arg: "output_shape".into(),
+            axis: "height".into(),
+            got: 7,
+            legal: vec![5, 6]
+        },
         "{m}"
     );
     // VALID, kernel 3, stride 2, dy 3: legal {7, 8}.
-    let (e, _) = message(transpose(&[1, 3, 3, 1], &[3, 3, 1, 1], json!({"output_shape": [1, 6, 7, 1], "strides": 2, "padding": "VALID"})));
-    assert!(matches!(e, ConvError::IllegalOutputSize { ref legal, got: 6, .. } if legal == &vec![7, 8]));
+    let (e, _) = message(transpose(
+        &[1, 3, 3, 1],
+        &[3, 3, 1, 1],
+        json!({"output_shape": [1, 6, 7, 1], "strides": 2, "padding": "VALID"}),
+    ));
+    assert!(
+        matches!(e, ConvError::IllegalOutputSize { ref legal, got: 6, .. } if legal == &vec![7, 8])
+    );
     // Batch mismatch, wrong length, negative entry.
-    let (_, m) = message(transpose(&[2, 3, 3, 1], &[2, 2, 1, 1], json!({"output_shape": [1, 6, 6, 1], "strides": 2, "padding": "SAME"})));
+    let (_, m) = message(transpose(
+        &[2, 3, 3, 1],
+        &[2, 2, 1, 1],
+        json!({"output_shape": [1, 6, 6, 1], "strides": 2, "padding": "SAME"}),
+    ));
     assert!(m.contains("batch") && m.contains("legal: 2"), "{m}");
-    let (e, _) = message(transpose(&[1, 3, 3, 1], &[2, 2, 1, 1], json!({"output_shape": [1, 6, 6], "strides": 2, "padding": "SAME"})));
+    let (e, _) = message(transpose(
+        &[1, 3, 3, 1],
+        &[2, 2, 1, 1],
+        json!({"output_shape": [1, 6, 6], "strides": 2, "padding": "SAME"}),
+    ));
     assert!(matches!(e, ConvError::Length { .. }));
-    let (_, m) = message(transpose(&[1, 3, 3, 1], &[2, 2, 1, 1], json!({"output_shape": [1, -5, 6, 1], "strides": 2, "padding": "SAME"})));
+    let (_, m) = message(transpose(
+        &[1, 3, 3, 1],
+        &[2, 2, 1, 1],
+        json!({"output_shape": [1, -5, 6, 1], "strides": 2, "padding": "SAME"}),
+    ));
     assert!(m.contains("-5") && m.contains(">= 0"), "{m}");
     // The 2-entry spatial form of the raw op is accepted.
-    let r = call("tf.raw_ops.Conv2DBackpropInput", &[("filter", &[2, 2, 1, 1]), ("out_backprop", &[1, 3, 3, 1])], json!({"input_sizes": [6, 5], "strides": [1, 2, 2, 1], "padding": "SAME"}));
+    let r = call(
+        "tf.raw_ops.Conv2DBackpropInput",
+        &[("filter", &[2, 2, 1, 1]), ("out_backprop", &[1, 3, 3, 1])],
+        json!({"input_sizes": [6, 5], "strides": [1, 2, 2, 1], "padding": "SAME"}),
+    );
     assert_eq!(r.unwrap().shape(), vec![1, 6, 5, 1]);
 }
 
 #[test]
 fn strides_dilations_groups() {
-    for (arg, bad) in [("strides", json!(0)), ("strides", json!([1, -1])), ("dilations", json!([0, 1]))] {
-        let (e, m) = message(conv2d(&[1, 7, 7, 1], &[3, 3, 1, 1], json!({"padding": "SAME", arg: bad})));
-        assert!(matches!(e, ConvError::NotPositive { .. }) && m.contains(arg) && m.contains(">= 1"), "{m}");
+    for (arg, bad) in [
+        ("strides", json!(0)),
+        ("strides", json!([1, -1])),
+        ("dilations", json!([0, 1])),
+    ] {
+        let (e, m) = message(conv2d(
+            &[1, 7, 7, 1],
+            &[3, 3, 1, 1],
+            json!({"padding": "SAME", arg: bad}),
+        ));
+        assert!(
+            matches!(e, ConvError::NotPositive { .. }) && m.contains(arg) && m.contains(">= 1"),
+            "{m}"
+        );
     }
-    let (e, m) = message(conv2d(&[1, 7, 7, 1], &[3, 3, 1, 1], json!({"padding": "SAME", "strides": [2, 1, 1, 1]})));
-    assert!(matches!(e, ConvError::BatchOrChannelEntry { .. }) && m.contains("[1, h, w, 1]"), "{m}");
-    let (e, m) = message(conv2d(&[1, 7, 7, 1], &[3, 3, 1, 1], json!({"padding": "SAME", "dilations": [1, 1, 1]})));
-    assert!(matches!(e, ConvError::Length { .. }) && m.contains("1, 2 or 4"), "{m}");
-    let (e, _) = message(conv2d(&[1, 7, 7, 1], &[3, 3, 1, 1], json!({"padding": "SAME", "strides": [1, 1, 1, 2], "data_format": "NCHW"})));
-    assert!(matches!(e, ConvError::Channels { .. } | ConvError::Rank { .. } | ConvError::KernelTooLarge { .. } | ConvError::BatchOrChannelEntry { .. }));
+    let (e, m) = message(conv2d(
+        &[1, 7, 7, 1],
+        &[3, 3, 1, 1],
+        json!({"padding": "SAME", "strides": [2, 1, 1, 1]}),
+    ));
+    assert!(
+        matches!(e, ConvError::BatchOrChannelEntry { .. }) && m.contains("[1, h, w, 1]"),
+        "{m}"
+    );
+    let (e, m) = message(conv2d(
+        &[1, 7, 7, 1],
+        &[3, 3, 1, 1],
+        json!({"padding": "SAME", "dilations": [1, 1, 1]}),
+    ));
+    assert!(
+        matches!(e, ConvError::Length { .. }) && m.contains("1, 2 or 4"),
+        "{m}"
+    );
+    let (e, _) = message(conv2d(
+        &[1, 7, 7, 1],
+        &[3, 3, 1, 1],
+        json!({"padding": "SAME", "strides": [1, 1, 1, 2], "data_format": "NCHW"}),
+    ));
+    assert!(matches!(
+        e,
+        ConvError::Channels { .. }
+            | ConvError::Rank { .. }
+            | ConvError::KernelTooLarge { .. }
+            | ConvError::BatchOrChannelEntry { .. }
+    ));
 }
 
 #[test]
 fn padding_rules() {
-    let (e, m) = message(conv2d(&[1, 7, 7, 1], &[3, 3, 1, 1], json!({"padding": [[0, 0], [-1, 1], [1, 1], [0, 0]]})));
-    assert!(matches!(e, ConvError::Negative { .. }) && m.contains(">= 0"), "{m}");
-    let (e, m) = message(conv2d(&[1, 7, 7, 1], &[3, 3, 1, 1], json!({"padding": [[1, 1], [1, 1], [0, 0]]})));
-    assert!(matches!(e, ConvError::Length { .. }) && m.contains("4 [before, after] pairs"), "{m}");
-    let (e, m) = message(conv2d(&[1, 7, 7, 1], &[3, 3, 1, 1], json!({"padding": [[1, 0], [1, 1], [1, 1], [0, 0]]})));
-    assert!(matches!(e, ConvError::BatchOrChannelEntry { .. }) && m.contains("[[0, 0], [top, bottom]"), "{m}");
+    let (e, m) = message(conv2d(
+        &[1, 7, 7, 1],
+        &[3, 3, 1, 1],
+        json!({"padding": [[0, 0], [-1, 1], [1, 1], [0, 0]]}),
+    ));
+    assert!(
+        matches!(e, ConvError::Negative { .. }) && m.contains(">= 0"),
+        "{m}"
+    );
+    let (e, m) = message(conv2d(
+        &[1, 7, 7, 1],
+        &[3, 3, 1, 1],
+        json!({"padding": [[1, 1], [1, 1], [0, 0]]}),
+    ));
+    assert!(
+        matches!(e, ConvError::Length { .. }) && m.contains("4 [before, after] pairs"),
+        "{m}"
+    );
+    let (e, m) = message(conv2d(
+        &[1, 7, 7, 1],
+        &[3, 3, 1, 1],
+        json!({"padding": [[1, 0], [1, 1], [1, 1], [0, 0]]}),
+    ));
+    assert!(
+        matches!(e, ConvError::BatchOrChannelEntry { .. }) && m.contains("[[0, 0], [top, bottom]"),
+        "{m}"
+    );
     for bad in ["FULL", "same", "EXPLICIT"] {
-        let (e, m) = message(conv2d(&[1, 7, 7, 1], &[3, 3, 1, 1], json!({"padding": bad})));
-        assert!(matches!(e, ConvError::UnknownValue { .. }) && m.contains("\"SAME\", \"VALID\""), "{bad}: {m}");
+        let (e, m) = message(conv2d(
+            &[1, 7, 7, 1],
+            &[3, 3, 1, 1],
+            json!({"padding": bad}),
+        ));
+        assert!(
+            matches!(e, ConvError::UnknownValue { .. }) && m.contains("\"SAME\", \"VALID\""),
+            "{bad}: {m}"
+        );
     }
-    let (e, _) = message(call("tf.raw_ops.Conv2DBackpropFilter", &[("input", &[1, 5, 5, 1]), ("out_backprop", &[1, 5, 5, 1])], json!({"filter_sizes": [3, 3, 1, 1], "strides": [1, 1, 1, 1], "padding": "EXPLICIT", "explicit_paddings": [0, 0, 1, 1]})));
+    let (e, _) = message(call(
+        "tf.raw_ops.Conv2DBackpropFilter",
+        &[("input", &[1, 5, 5, 1]), ("out_backprop", &[1, 5, 5, 1])],
+        json!({"filter_sizes": [3, 3, 1, 1], "strides": [1, 1, 1, 1], "padding": "EXPLICIT", "explicit_paddings": [0, 0, 1, 1]}),
+    ));
     assert!(matches!(e, ConvError::Length { .. }));
-    let (e, m) = message(conv2d(&[1, 7, 7, 1], &[3, 3, 1, 1], json!({"padding": "SAME", "data_format": "NWHC"})));
-    assert!(matches!(e, ConvError::UnknownValue { .. }) && m.contains("\"NHWC\", \"NCHW\""), "{m}");
+    let (e, m) = message(conv2d(
+        &[1, 7, 7, 1],
+        &[3, 3, 1, 1],
+        json!({"padding": "SAME", "data_format": "NWHC"}),
+    ));
+    assert!(
+        matches!(e, ConvError::UnknownValue { .. }) && m.contains("\"NHWC\", \"NCHW\""),
+        "{m}"
+    );
 }
 
 #[test]
 fn kernel_larger_than_padded_input() {
-    let (e, m) = message(conv2d(&[1, 2, 7, 1], &[3, 1, 1, 1], json!({"padding": "VALID"})));
-    assert!(matches!(e, ConvError::KernelTooLarge { .. }) && m.contains("height") && m.contains("SAME"), "{m}");
+    let (e, m) = message(conv2d(
+        &[1, 2, 7, 1],
+        &[3, 1, 1, 1],
+        json!({"padding": "VALID"}),
+    ));
+    assert!(
+        matches!(e, ConvError::KernelTooLarge { .. }) && m.contains("height") && m.contains("SAME"),
+        "{m}"
+    );
     // SAME accepts a kernel larger than the input.
-    assert_eq!(conv2d(&[1, 2, 7, 1], &[5, 1, 1, 1], json!({"padding": "SAME"})).unwrap().shape(), vec![1, 2, 7, 1]);
+    assert_eq!(
+        conv2d(&[1, 2, 7, 1], &[5, 1, 1, 1], json!({"padding": "SAME"}))
+            .unwrap()
+            .shape(),
+        vec![1, 2, 7, 1]
+    );
 }
 
 #[test]
 fn unknown_op_and_arguments() {
     let (e, m) = message(call("tf.nn.conv3d", &[], json!({})));
-    assert!(matches!(e, ConvError::UnknownValue { .. }) && m.contains("tf.nn.conv2d_transpose"), "{m}");
-    let (e, m) = message(conv2d(&[1, 7, 7, 1], &[3, 3, 1, 1], json!({"padding": "SAME", "stride": 2})));
-    assert!(matches!(e, ConvError::Argument { .. }) && m.contains("strides"), "{m}");
+    assert!(
+        matches!(e, ConvError::UnknownValue { .. }) && m.contains("tf.nn.conv2d_transpose"),
+        "{m}"
+    );
+    let (e, m) = message(conv2d(
+        &[1, 7, 7, 1],
+        &[3, 3, 1, 1],
+        json!({"padding": "SAME", "stride": 2}),
+    ));
+    assert!(
+        matches!(e, ConvError::Argument { .. }) && m.contains("strides"),
+        "{m}"
+    );
     let (_, m) = message(conv2d(&[1, 7, 7, 1], &[3, 3, 1, 1], json!({})));
     assert!(m.contains("`padding`") && m.contains("required"), "{m}");
     // Mixed dtypes.
     let mut args = Args::new();
-    args.insert("input", Arg::Tensor(Tensor::F32(ArrayD::zeros(IxDyn(&[1, 3, 3, 1])))));
+    args.insert(
+        "input",
+        Arg::Tensor(Tensor::F32(ArrayD::zeros(IxDyn(&[1, 3, 3, 1])))),
+    );
     args.insert("filters", tensor(&[1, 1, 1, 1]));
     args.insert("padding", Arg::Json(json!("SAME")));
-    assert!(matches!(call::run("tf.nn.conv2d", &args), Err(ConvError::DType { .. })));
+    assert!(matches!(
+        call::run("tf.nn.conv2d", &args),
+        Err(ConvError::DType { .. })
+    ));
 }
 
 #[test]
 fn huge_sizes_are_errors() {
     // Legal by the size rule (stride 2^31, kernel 1), but 2^62 elements overflow.
-    let (e, m) = message(transpose(&[1, 1, 1, 1], &[1, 1, 1, 1], json!({"output_shape": [1, 2147483648u64, 2147483648u64, 1], "strides": 2147483648u64, "padding": "SAME"})));
+    let (e, m) = message(transpose(
+        &[1, 1, 1, 1],
+        &[1, 1, 1, 1],
+        json!({"output_shape": [1, 2147483648u64, 2147483648u64, 1], "strides": 2147483648u64, "padding": "SAME"}),
+    ));
     assert!(matches!(e, ConvError::TooLarge { .. }), "{m}");
     // Fits the address space (2^44 f64 = 128 TiB) but not memory: refused, not aborted.
-    let (e, m) = message(transpose(&[1, 1, 1, 1], &[1, 1, 1, 1], json!({"output_shape": [1, 4194304, 4194304, 1], "strides": 4194304, "padding": "SAME"})));
-    assert!(matches!(e, ConvError::TooLarge { .. }) && m.contains("cannot allocate"), "{m}");
+    let (e, m) = message(transpose(
+        &[1, 1, 1, 1],
+        &[1, 1, 1, 1],
+        json!({"output_shape": [1, 4194304, 4194304, 1], "strides": 4194304, "padding": "SAME"}),
+    ));
+    assert!(
+        matches!(e, ConvError::TooLarge { .. }) && m.contains("cannot allocate"),
+        "{m}"
+    );
 }
 
 #[test]
 fn empty_batch_and_zero_output_channels_give_empty_results() {
-    assert_eq!(conv2d(&[0, 5, 5, 2], &[3, 3, 2, 4], json!({"padding": "SAME"})).unwrap().shape(), vec![0, 5, 5, 4]);
-    assert_eq!(conv2d(&[1, 5, 5, 2], &[3, 3, 2, 0], json!({"padding": "SAME"})).unwrap().shape(), vec![1, 5, 5, 0]);
-    assert_eq!(conv2d(&[1, 0, 5, 2], &[3, 3, 2, 1], json!({"padding": "SAME"})).unwrap().shape(), vec![1, 0, 5, 1]);
+    assert_eq!(
+        conv2d(&[0, 5, 5, 2], &[3, 3, 2, 4], json!({"padding": "SAME"}))
+            .unwrap()
+            .shape(),
+        vec![0, 5, 5, 4]
+    );
+    assert_eq!(
+        conv2d(&[1, 5, 5, 2], &[3, 3, 2, 0], json!({"padding": "SAME"}))
+            .unwrap()
+            .shape(),
+        vec![1, 5, 5, 0]
+    );
+    assert_eq!(
+        conv2d(&[1, 0, 5, 2], &[3, 3, 2, 1], json!({"padding": "SAME"}))
+            .unwrap()
+            .shape(),
+        vec![1, 0, 5, 1]
+    );
 }
 
 /// A call that is valid before `mutation` (0..=9; 0..=4 leave it valid) breaks one rule.
@@ -179,18 +395,56 @@ struct RandomCall {
 
 fn random_call() -> impl Strategy<Value = RandomCall> {
     (
-        (0usize..4, 0usize..3, [1usize..9, 1usize..9], 0usize..3, 1usize..3, 0usize..3, [1usize..4, 1usize..4]),
-        ([1i64..4, 1i64..4], [1i64..3, 1i64..3], 0usize..3, [0i64..3, 0i64..3, 0i64..3, 0i64..3], any::<bool>(), 0usize..10, -3i64..4),
+        (
+            0usize..4,
+            0usize..3,
+            [1usize..9, 1usize..9],
+            0usize..3,
+            1usize..3,
+            0usize..3,
+            [1usize..4, 1usize..4],
+        ),
+        (
+            [1i64..4, 1i64..4],
+            [1i64..3, 1i64..3],
+            0usize..3,
+            [0i64..3, 0i64..3, 0i64..3, 0i64..3],
+            any::<bool>(),
+            0usize..10,
+            -3i64..4,
+        ),
     )
-        .prop_map(|((op, batch, hw, cg, groups, og, kernel), (strides, dilations, padding, pads, nchw, mutation, noise))| RandomCall {
-            op, batch, hw, cg, groups, og, kernel, strides, dilations, padding, pads, nchw, mutation, noise,
-        })
+        .prop_map(
+            |(
+                (op, batch, hw, cg, groups, og, kernel),
+                (strides, dilations, padding, pads, nchw, mutation, noise),
+            )| RandomCall {
+                op,
+                batch,
+                hw,
+                cg,
+                groups,
+                og,
+                kernel,
+                strides,
+                dilations,
+                padding,
+                pads,
+                nchw,
+                mutation,
+                noise,
+            },
+        )
 }
 
 impl RandomCall {
     fn args(&self) -> (&'static str, Args) {
         let op = call::OPS[self.op];
-        let fmt = if self.nchw { DataFormat::Nchw } else { DataFormat::Nhwc };
+        let fmt = if self.nchw {
+            DataFormat::Nchw
+        } else {
+            DataFormat::Nhwc
+        };
         let order = |nhwc: [usize; 4]| -> Vec<usize> {
             let mut out = vec![0; 4];
             for (i, &a) in fmt.axes().iter().enumerate() {
@@ -199,9 +453,20 @@ impl RandomCall {
             out
         };
         let (m, noise) = (self.mutation, self.noise);
-        let bump = |v: usize, which: usize| if m == which { (v as i64 + noise).max(0) as usize } else { v };
+        let bump = |v: usize, which: usize| {
+            if m == which {
+                (v as i64 + noise).max(0) as usize
+            } else {
+                v
+            }
+        };
         let cin = bump(self.cg * self.groups, 5);
-        let filter = vec![bump(self.kernel[0], 6), self.kernel[1], self.cg.max(1), self.og * self.groups];
+        let filter = vec![
+            bump(self.kernel[0], 6),
+            self.kernel[1],
+            self.cg.max(1),
+            self.og * self.groups,
+        ];
         let x = order([self.batch, self.hw[0], self.hw[1], cin]);
         let mut strides = json!(self.strides);
         let mut dilations = json!(self.dilations);
@@ -216,7 +481,15 @@ impl RandomCall {
             0 => json!("SAME"),
             1 => json!("VALID"),
             _ if op.starts_with("tf.raw_ops") => json!("EXPLICIT"),
-            _ => json!(order_pairs(fmt, [[0, 0], [p[0], p[1] - (m == 9) as i64 * 5], [p[2], p[3]], [0, 0]])),
+            _ => json!(order_pairs(
+                fmt,
+                [
+                    [0, 0],
+                    [p[0], p[1] - (m == 9) as i64 * 5],
+                    [p[2], p[3]],
+                    [0, 0]
+                ]
+            )),
         };
         let mut args = Args::new();
         args.insert("strides", Arg::Json(strides.clone()));
@@ -224,14 +497,25 @@ impl RandomCall {
         args.insert("padding", Arg::Json(padding.clone()));
         args.insert("data_format", Arg::Json(json!(fmt.name())));
         if padding == json!("EXPLICIT") {
-            let flat: Vec<i64> = order_pairs(fmt, [[0, 0], [p[0], p[1] - (m == 9) as i64 * 5], [p[2], p[3]], [0, 0]]).concat();
+            let flat: Vec<i64> = order_pairs(
+                fmt,
+                [
+                    [0, 0],
+                    [p[0], p[1] - (m == 9) as i64 * 5],
+                    [p[2], p[3]],
+                    [0, 0],
+                ],
+            )
+            .concat();
             args.insert("explicit_paddings", Arg::Json(json!(flat)));
         }
         // The forward output shape the valid call would have, to size dy.
         let mut fwd = args.clone();
         fwd.insert("input_shape", Arg::Json(json!(x)));
         fwd.insert("filters_shape", Arg::Json(json!(filter)));
-        let dy_nhwc = call::problem("tf.nn.conv2d", &strip_raw(fwd)).map(|(p, _)| p.output_shape()).unwrap_or([self.batch, 1, 1, filter[3]]);
+        let dy_nhwc = call::problem("tf.nn.conv2d", &strip_raw(fwd))
+            .map(|(p, _)| p.output_shape())
+            .unwrap_or([self.batch, 1, 1, filter[3]]);
         let dy = order([dy_nhwc[0], bump(dy_nhwc[1], 4), dy_nhwc[2], dy_nhwc[3]]);
         let sizes: Vec<i64> = match op {
             "tf.raw_ops.Conv2DBackpropFilter" => filter.iter().map(|&v| v as i64).collect(),
@@ -282,11 +566,12 @@ fn strip_raw(args: Args) -> Args {
             continue;
         }
         let value = args.get(&name).unwrap().clone();
-        if name == "padding" && flat.is_some() {
-            let pairs: Vec<Value> = flat.as_ref().unwrap().chunks(2).map(|c| json!(c)).collect();
-            out.insert("padding", Arg::Json(json!(pairs)));
-        } else {
-            out.insert(&name, value);
+        match &flat {
+            Some(flat) if name == "padding" => {
+                let pairs: Vec<Value> = flat.chunks(2).map(|c| json!(c)).collect();
+                out.insert("padding", Arg::Json(json!(pairs)));
+            }
+            _ => out.insert(&name, value),
         }
     }
     out

@@ -1,25 +1,45 @@
 //! Every kernel direction against the reference loops over random geometries.
 //! Data are small integers, so f64 sums are exact and comparisons need no tolerance.
 
-use convt::problem::{Axis, AxisPadding, Problem};
+use convt::problem::{Axis, AxisPadding, Problem, Taps};
 use convt::{conv, reference};
 use ndarray::Array4;
 use proptest::prelude::*;
 
 fn axis_strategy() -> impl Strategy<Value = (usize, usize, usize, usize, usize, usize)> {
     // input, kernel, stride, dilation, pad_before, pad_after
-    (1usize..12, 1usize..5, 1usize..4, 1usize..3, 0usize..3, 0usize..3)
+    (
+        1usize..12,
+        1usize..5,
+        1usize..4,
+        1usize..3,
+        0usize..3,
+        0usize..3,
+    )
 }
 
 fn make_axis(a: (usize, usize, usize, usize, usize, usize)) -> Option<Axis> {
     let (i, k, s, d, pb, pa) = a;
-    Axis::forward("h", i, k, s, d, AxisPadding::Explicit { before: pb, after: pa }).ok()
+    Axis::forward(
+        "h",
+        i,
+        Taps::new(k, s, d),
+        AxisPadding::Explicit {
+            before: pb,
+            after: pa,
+        },
+    )
+    .ok()
 }
 
 fn ints(shape: [usize; 4], seed: u64) -> Array4<f64> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     Array4::from_shape_fn(shape, |_| {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((state >> 33) % 7) as f64 - 3.0
     })
 }
@@ -47,13 +67,22 @@ proptest! {
 #[test]
 fn large_problems_cross_tile_boundaries() {
     for (i, k, s, c) in [(37, 3, 1, 19), (40, 4, 2, 33), (23, 5, 3, 40)] {
-        let a = Axis::forward("h", i, k, s, 1, AxisPadding::SameUpper).unwrap();
+        let a = Axis::forward("h", i, Taps::new(k, s, 1), AxisPadding::SameUpper).unwrap();
         let p = Problem::new(2, c, c + 3, 1, a, a).unwrap();
         let x = ints(p.input_shape(), 7);
         let f = ints(p.filter_shape(), 8);
         let dy = ints(p.output_shape(), 9);
-        assert_eq!(conv::forward(&p, x.view(), f.view()).unwrap(), reference::forward(&p, x.view(), f.view()).unwrap());
-        assert_eq!(conv::backward_data(&p, dy.view(), f.view()).unwrap(), reference::backward_data(&p, dy.view(), f.view()).unwrap());
-        assert_eq!(conv::backward_filter(&p, x.view(), dy.view()).unwrap(), reference::backward_filter(&p, x.view(), dy.view()).unwrap());
+        assert_eq!(
+            conv::forward(&p, x.view(), f.view()).unwrap(),
+            reference::forward(&p, x.view(), f.view()).unwrap()
+        );
+        assert_eq!(
+            conv::backward_data(&p, dy.view(), f.view()).unwrap(),
+            reference::backward_data(&p, dy.view(), f.view()).unwrap()
+        );
+        assert_eq!(
+            conv::backward_filter(&p, x.view(), dy.view()).unwrap(),
+            reference::backward_filter(&p, x.view(), dy.view()).unwrap()
+        );
     }
 }

@@ -1,6 +1,9 @@
 //! Every claim of the seed (shared/seed/SUMMARY.md), reproduced.
 
-use convt::identities::{self, backprop_filter_via_conv2d, backprop_input_via_conv2d, full_padding, pad, rot180, swap_in_out};
+use convt::identities::{
+    self, backprop_filter_via_conv2d, backprop_input_via_conv2d, full_padding, pad, rot180,
+    swap_in_out,
+};
 use convt::layout::DataFormat;
 use convt::{reference, tf};
 use ndarray::{array, s, Array2, Array4};
@@ -17,8 +20,12 @@ fn ints(shape: [usize; 4], seed: u64) -> Array4<f64> {
 }
 
 fn seed_example() -> (Array4<f64>, Array4<f64>) {
-    let a = array![[0.0, 0.0, 1.5], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]].into_shape_with_order((1, 3, 3, 1)).unwrap();
-    let f = array![[1.0, 2.0], [3.0, 4.0]].into_shape_with_order((2, 2, 1, 1)).unwrap();
+    let a = array![[0.0, 0.0, 1.5], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
+        .into_shape_with_order((1, 3, 3, 1))
+        .unwrap();
+    let f = array![[1.0, 2.0], [3.0, 4.0]]
+        .into_shape_with_order((2, 2, 1, 1))
+        .unwrap();
     (a, f)
 }
 
@@ -40,8 +47,16 @@ fn worked_example_exact_and_stamps() {
     ];
     assert_eq!(y, expected);
     let filt = f.into_shape_with_order((2, 2)).unwrap();
-    for ((i, j), &v) in a.clone().into_shape_with_order((3, 3)).unwrap().indexed_iter() {
-        assert_eq!(y.slice(s![2 * i..2 * i + 2, 2 * j..2 * j + 2]), filt.mapv(|w| w * v));
+    for ((i, j), &v) in a
+        .clone()
+        .into_shape_with_order((3, 3))
+        .unwrap()
+        .indexed_iter()
+    {
+        assert_eq!(
+            y.slice(s![2 * i..2 * i + 2, 2 * j..2 * j + 2]),
+            filt.mapv(|w| w * v)
+        );
     }
 }
 
@@ -73,7 +88,12 @@ fn padding_strategy() -> impl Strategy<Value = tf::Padding> {
     prop_oneof![
         Just(tf::Padding::Valid),
         Just(tf::Padding::Same),
-        (0i64..3, 0i64..3, 0i64..3, 0i64..3).prop_map(|(a, b, c, d)| tf::Padding::Explicit(vec![[0, 0], [a, b], [c, d], [0, 0]])),
+        (0i64..3, 0i64..3, 0i64..3, 0i64..3).prop_map(|(a, b, c, d)| tf::Padding::Explicit(vec![
+            [0, 0],
+            [a, b],
+            [c, d],
+            [0, 0]
+        ])),
     ]
 }
 
@@ -121,15 +141,27 @@ proptest! {
 fn nchw_routes_agree_with_nhwc() {
     let x = ints([2, 9, 8, 4], 21);
     let filt = ints([3, 2, 2, 6], 22);
-    let nhwc = tf::Options::new(tf::Padding::Same).strides([2, 3]).dilations([1, 2]);
+    let nhwc = tf::Options::new(tf::Padding::Same)
+        .strides([2, 3])
+        .dilations([1, 2]);
     let nchw = nhwc.clone().data_format(DataFormat::Nchw);
     let to_nchw = |a: &Array4<f64>| a.view().permuted_axes([0, 3, 1, 2]).to_owned();
     let y = tf::conv2d(x.view(), filt.view(), &nhwc).unwrap();
-    assert_eq!(to_nchw(&y), tf::conv2d(to_nchw(&x).view(), filt.view(), &nchw).unwrap());
+    assert_eq!(
+        to_nchw(&y),
+        tf::conv2d(to_nchw(&x).view(), filt.view(), &nchw).unwrap()
+    );
     let dx = tf::conv2d_transpose(y.view(), filt.view(), &[2, 9, 8, 4], &nhwc).unwrap();
-    assert_eq!(to_nchw(&dx), tf::conv2d_transpose(to_nchw(&y).view(), filt.view(), &[2, 4, 9, 8], &nchw).unwrap());
+    assert_eq!(
+        to_nchw(&dx),
+        tf::conv2d_transpose(to_nchw(&y).view(), filt.view(), &[2, 4, 9, 8], &nchw).unwrap()
+    );
     let dw = tf::conv2d_backprop_filter(x.view(), &[3, 2, 2, 6], y.view(), &nhwc).unwrap();
-    assert_eq!(dw, tf::conv2d_backprop_filter(to_nchw(&x).view(), &[3, 2, 2, 6], to_nchw(&y).view(), &nchw).unwrap());
+    assert_eq!(
+        dw,
+        tf::conv2d_backprop_filter(to_nchw(&x).view(), &[3, 2, 2, 6], to_nchw(&y).view(), &nchw)
+            .unwrap()
+    );
 }
 
 /// Claim 4: an MNIST-sized image through conv2d with a [7,7,1,32] filter, and back with
@@ -146,7 +178,10 @@ fn transpose_and_flip_mnist() {
     let flipped = rot180(swap_in_out(w.view()).view());
     assert_eq!(flipped.shape(), &[7, 7, 32, 1]);
     assert_eq!(back, tf::conv2d(y.view(), flipped.view(), &same).unwrap());
-    assert_eq!(back, tf::conv2d_backprop_input(&[1, 28, 28, 1], w.view(), y.view(), &same).unwrap());
+    assert_eq!(
+        back,
+        tf::conv2d_backprop_input(&[1, 28, 28, 1], w.view(), y.view(), &same).unwrap()
+    );
 }
 
 /// Claim 6: U-Net's up-convolution (kernel 2, stride 2): 3x5 becomes 6x10, and with an
@@ -162,7 +197,12 @@ fn unet_upconv_is_nearest_neighbour_with_ones() {
     // Keras Conv2DTranspose(64, (2, 2), strides=(2, 2)) on 128 channels: [1,3,5,128] -> [1,6,10,64].
     let x = Array4::<f32>::ones((1, 3, 5, 128));
     let w = Array4::<f32>::ones((2, 2, 64, 128));
-    assert_eq!(tf::conv2d_transpose(x.view(), w.view(), &[1, 6, 10, 64], &opts).unwrap().shape(), &[1, 6, 10, 64]);
+    assert_eq!(
+        tf::conv2d_transpose(x.view(), w.view(), &[1, 6, 10, 64], &opts)
+            .unwrap()
+            .shape(),
+        &[1, 6, 10, 64]
+    );
 }
 
 /// Claim 1 and the matrix view (cs231n): conv2d is a matrix C acting on the flattened
@@ -177,7 +217,11 @@ fn transposed_convolution_is_the_transposed_matrix() {
         .map(|k| {
             let mut e = Array4::<f64>::zeros(in_shape);
             e.as_slice_mut().unwrap()[k] = 1.0;
-            tf::conv2d(e.view(), w.view(), &opts).unwrap().iter().copied().collect()
+            tf::conv2d(e.view(), w.view(), &opts)
+                .unwrap()
+                .iter()
+                .copied()
+                .collect()
         })
         .collect();
     let n_out = columns[0].len();
@@ -185,5 +229,8 @@ fn transposed_convolution_is_the_transposed_matrix() {
     let dy = ints([1, 3, 2, 3], 42);
     let dx = tf::conv2d_transpose(dy.view(), w.view(), &[1, 5, 4, 2], &opts).unwrap();
     let dy_flat = ndarray::Array1::from_iter(dy.iter().copied());
-    assert_eq!(ndarray::Array1::from_iter(dx.iter().copied()), c.t().dot(&dy_flat));
+    assert_eq!(
+        ndarray::Array1::from_iter(dx.iter().copied()),
+        c.t().dot(&dy_flat)
+    );
 }

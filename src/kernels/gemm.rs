@@ -35,7 +35,12 @@ fn extent(rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> usi
 /// Panics only on an internal shape bug (mismatched inner dimensions or a matrix that
 /// reaches past its slice), never on user input: callers derive every size from a
 /// validated [`crate::problem::Problem`].
-pub(crate) fn gemm<T: Element>(dst: MatMut<'_, T>, accumulate: bool, lhs: Mat<'_, T>, rhs: Mat<'_, T>) {
+pub(crate) fn gemm<T: Element>(
+    dst: MatMut<'_, T>,
+    accumulate: bool,
+    lhs: Mat<'_, T>,
+    rhs: Mat<'_, T>,
+) {
     assert!(lhs.rows == dst.rows && rhs.cols == dst.cols && lhs.cols == rhs.rows);
     assert!(extent(dst.rows, dst.cols, dst.row_stride, dst.col_stride) <= dst.data.len());
     assert!(extent(lhs.rows, lhs.cols, lhs.row_stride, lhs.col_stride) <= lhs.data.len());

@@ -39,7 +39,14 @@ fn input_pos(o: usize, k: usize, stride: usize, dilation: usize, pad: usize) -> 
 
 /// Writes rows `[first, first + rows)` of the im2col matrix of group `g` into `col`:
 /// row = output pixel `(n, oh, ow)`, columns `(kh, kw, ci)`, zeros for padding.
-fn gather_forward<T: Element>(p: &Problem, first: usize, rows: usize, g: usize, x: &[T], col: &mut [T]) {
+fn gather_forward<T: Element>(
+    p: &Problem,
+    first: usize,
+    rows: usize,
+    g: usize,
+    x: &[T],
+    col: &mut [T],
+) {
     let (h, w) = (p.height, p.width);
     let cin = p.in_channels;
     let cg = p.in_per_group();
@@ -75,7 +82,12 @@ fn gather_forward<T: Element>(p: &Problem, first: usize, rows: usize, g: usize, 
 /// `y = conv(x, w)`. `y` must be zero-filled, of length `N*OH*OW*Cout`.
 pub fn forward<T: Element>(p: &Problem, x: &[T], w: &[T], y: &mut [T]) {
     let (h, wd) = (p.height, p.width);
-    let (cin, cout, cg, og) = (p.in_channels, p.out_channels, p.in_per_group(), p.out_per_group());
+    let (cin, cout, cg, og) = (
+        p.in_channels,
+        p.out_channels,
+        p.in_per_group(),
+        p.out_per_group(),
+    );
     let kdim = h.kernel * wd.kernel * cg;
     if y.is_empty() || kdim == 0 {
         return;
@@ -89,22 +101,48 @@ pub fn forward<T: Element>(p: &Problem, x: &[T], w: &[T], y: &mut [T]) {
         && h.input == h.output
         && wd.input == wd.output;
     let tile = tile_rows::<T>(kdim);
-    y.par_chunks_mut(tile * cout).enumerate().for_each(|(t, ytile)| {
-        let first = t * tile;
-        let rows = ytile.len() / cout;
-        let mut col = vec![T::zero(); if pointwise { 0 } else { rows * kdim }];
-        for g in 0..p.groups {
-            let lhs = if pointwise {
-                Mat { data: &x[first * cin + g * cg..], rows, cols: cg, row_stride: cin, col_stride: 1 }
-            } else {
-                gather_forward(p, first, rows, g, x, &mut col);
-                Mat { data: &col, rows, cols: kdim, row_stride: kdim, col_stride: 1 }
-            };
-            let rhs = Mat { data: &w[g * og..], rows: kdim, cols: og, row_stride: cout, col_stride: 1 };
-            let dst = MatMut { data: &mut ytile[g * og..], rows, cols: og, row_stride: cout, col_stride: 1 };
-            gemm(dst, false, lhs, rhs);
-        }
-    });
+    y.par_chunks_mut(tile * cout)
+        .enumerate()
+        .for_each(|(t, ytile)| {
+            let first = t * tile;
+            let rows = ytile.len() / cout;
+            let mut col = vec![T::zero(); if pointwise { 0 } else { rows * kdim }];
+            for g in 0..p.groups {
+                let lhs = if pointwise {
+                    Mat {
+                        data: &x[first * cin + g * cg..],
+                        rows,
+                        cols: cg,
+                        row_stride: cin,
+                        col_stride: 1,
+                    }
+                } else {
+                    gather_forward(p, first, rows, g, x, &mut col);
+                    Mat {
+                        data: &col,
+                        rows,
+                        cols: kdim,
+                        row_stride: kdim,
+                        col_stride: 1,
+                    }
+                };
+                let rhs = Mat {
+                    data: &w[g * og..],
+                    rows: kdim,
+                    cols: og,
+                    row_stride: cout,
+                    col_stride: 1,
+                };
+                let dst = MatMut {
+                    data: &mut ytile[g * og..],
+                    rows,
+                    cols: og,
+                    row_stride: cout,
+                    col_stride: 1,
+                };
+                gemm(dst, false, lhs, rhs);
+            }
+        });
 }
 
 /// The kernel taps of one stride phase, and the sub-filter they form.
@@ -119,7 +157,9 @@ struct Phase<T> {
 }
 
 fn taps(kernel: usize, dilation: usize, stride: usize, phase: usize) -> Vec<usize> {
-    (0..kernel).filter(|k| (k * dilation) % stride == phase).collect()
+    (0..kernel)
+        .filter(|k| (k * dilation) % stride == phase)
+        .collect()
 }
 
 /// Packs the sub-filters of every (group, height phase, width phase).
@@ -137,12 +177,17 @@ fn pack_phases<T: Element>(p: &Problem, w: &[T]) -> Vec<Phase<T>> {
                     for &kw in &w_taps {
                         for m in 0..og {
                             for ci in 0..cg {
-                                filter.push(w[((kh * wd.kernel + kw) * cg + ci) * cout + g * og + m]);
+                                filter
+                                    .push(w[((kh * wd.kernel + kw) * cg + ci) * cout + g * og + m]);
                             }
                         }
                     }
                 }
-                phases.push(Phase { h_taps, w_taps, filter });
+                phases.push(Phase {
+                    h_taps,
+                    w_taps,
+                    filter,
+                });
             }
         }
     }
@@ -153,66 +198,97 @@ fn pack_phases<T: Element>(p: &Problem, w: &[T]) -> Vec<Phase<T>> {
 /// `dx` must be zero-filled, of length `N*IH*IW*Cin`.
 pub fn backward_data<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]) {
     let (h, wd) = (p.height, p.width);
-    let (cin, cout, cg, og) = (p.in_channels, p.out_channels, p.in_per_group(), p.out_per_group());
+    let (cin, cout, cg, og) = (
+        p.in_channels,
+        p.out_channels,
+        p.in_per_group(),
+        p.out_per_group(),
+    );
     if dx.is_empty() || cg == 0 || og == 0 || dy.is_empty() {
         return;
     }
     let phases = pack_phases(p, w);
-    dx.par_chunks_mut(wd.input * cin).enumerate().for_each(|(line, dx_line)| {
-        let n = line / h.input;
-        let hpos = line % h.input + h.pad_before;
-        let rh = hpos % h.stride;
-        let mut col: Vec<T> = Vec::new();
-        for g in 0..p.groups {
-            for rw in 0..wd.stride {
-                let phase = &phases[(g * h.stride + rh) * wd.stride + rw];
-                // Height taps that land inside dy for this line: oh = (hpos - kh*d)/s
-                // decreases with kh, so they form a contiguous range [ja, jb).
-                let oh_of = |kh: usize| -> Option<usize> {
-                    let off = hpos.checked_sub(kh * h.dilation)?;
-                    let oh = off / h.stride;
-                    (oh < h.output).then_some(oh)
-                };
-                let ja = phase.h_taps.iter().position(|&kh| oh_of(kh).is_some());
-                let Some(ja) = ja else { continue };
-                let jb = ja + phase.h_taps[ja..].iter().take_while(|&&kh| oh_of(kh).is_some()).count();
-                // Width positions of this phase: iw = iw0 + t * stride.
-                let iw0 = (rw + wd.stride - wd.pad_before % wd.stride) % wd.stride;
-                if iw0 >= wd.input {
-                    continue;
-                }
-                let rows = (wd.input - iw0).div_ceil(wd.stride);
-                let nw = phase.w_taps.len();
-                let kdim = (jb - ja) * nw * og;
-                if kdim == 0 {
-                    continue;
-                }
-                col.clear();
-                col.resize(rows * kdim, T::zero());
-                for t in 0..rows {
-                    let wpos = iw0 + t * wd.stride + wd.pad_before;
-                    let row = &mut col[t * kdim..(t + 1) * kdim];
-                    for (jh, &kh) in phase.h_taps[ja..jb].iter().enumerate() {
-                        let oh = (hpos - kh * h.dilation) / h.stride;
-                        for (jw, &kw) in phase.w_taps.iter().enumerate() {
-                            let Some(off) = wpos.checked_sub(kw * wd.dilation) else { continue };
-                            let ow = off / wd.stride;
-                            if ow >= wd.output {
-                                continue;
+    dx.par_chunks_mut(wd.input * cin)
+        .enumerate()
+        .for_each(|(line, dx_line)| {
+            let n = line / h.input;
+            let hpos = line % h.input + h.pad_before;
+            let rh = hpos % h.stride;
+            let mut col: Vec<T> = Vec::new();
+            for g in 0..p.groups {
+                for rw in 0..wd.stride {
+                    let phase = &phases[(g * h.stride + rh) * wd.stride + rw];
+                    // Height taps that land inside dy for this line: oh = (hpos - kh*d)/s
+                    // decreases with kh, so they form a contiguous range [ja, jb).
+                    let oh_of = |kh: usize| -> Option<usize> {
+                        let off = hpos.checked_sub(kh * h.dilation)?;
+                        let oh = off / h.stride;
+                        (oh < h.output).then_some(oh)
+                    };
+                    let ja = phase.h_taps.iter().position(|&kh| oh_of(kh).is_some());
+                    let Some(ja) = ja else { continue };
+                    let jb = ja
+                        + phase.h_taps[ja..]
+                            .iter()
+                            .take_while(|&&kh| oh_of(kh).is_some())
+                            .count();
+                    // Width positions of this phase: iw = iw0 + t * stride.
+                    let iw0 = (rw + wd.stride - wd.pad_before % wd.stride) % wd.stride;
+                    if iw0 >= wd.input {
+                        continue;
+                    }
+                    let rows = (wd.input - iw0).div_ceil(wd.stride);
+                    let nw = phase.w_taps.len();
+                    let kdim = (jb - ja) * nw * og;
+                    if kdim == 0 {
+                        continue;
+                    }
+                    col.clear();
+                    col.resize(rows * kdim, T::zero());
+                    for t in 0..rows {
+                        let wpos = iw0 + t * wd.stride + wd.pad_before;
+                        let row = &mut col[t * kdim..(t + 1) * kdim];
+                        for (jh, &kh) in phase.h_taps[ja..jb].iter().enumerate() {
+                            let oh = (hpos - kh * h.dilation) / h.stride;
+                            for (jw, &kw) in phase.w_taps.iter().enumerate() {
+                                let Some(off) = wpos.checked_sub(kw * wd.dilation) else {
+                                    continue;
+                                };
+                                let ow = off / wd.stride;
+                                if ow >= wd.output {
+                                    continue;
+                                }
+                                let src = ((n * h.output + oh) * wd.output + ow) * cout + g * og;
+                                let at = (jh * nw + jw) * og;
+                                row[at..at + og].copy_from_slice(&dy[src..src + og]);
                             }
-                            let src = ((n * h.output + oh) * wd.output + ow) * cout + g * og;
-                            let at = (jh * nw + jw) * og;
-                            row[at..at + og].copy_from_slice(&dy[src..src + og]);
                         }
                     }
+                    let lhs = Mat {
+                        data: &col,
+                        rows,
+                        cols: kdim,
+                        row_stride: kdim,
+                        col_stride: 1,
+                    };
+                    let rhs = Mat {
+                        data: &phase.filter[ja * nw * og * cg..],
+                        rows: kdim,
+                        cols: cg,
+                        row_stride: cg,
+                        col_stride: 1,
+                    };
+                    let dst = MatMut {
+                        data: &mut dx_line[iw0 * cin + g * cg..],
+                        rows,
+                        cols: cg,
+                        row_stride: wd.stride * cin,
+                        col_stride: 1,
+                    };
+                    gemm(dst, false, lhs, rhs);
                 }
-                let lhs = Mat { data: &col, rows, cols: kdim, row_stride: kdim, col_stride: 1 };
-                let rhs = Mat { data: &phase.filter[ja * nw * og * cg..], rows: kdim, cols: cg, row_stride: cg, col_stride: 1 };
-                let dst = MatMut { data: &mut dx_line[iw0 * cin + g * cg..], rows, cols: cg, row_stride: wd.stride * cin, col_stride: 1 };
-                gemm(dst, false, lhs, rhs);
             }
-        }
-    });
+        });
 }
 
 /// `dw` (HWIO) from `x` and `dy`. `dw` must be zero-filled, of length `KH*KW*Cg*Cout`.
@@ -226,8 +302,9 @@ pub fn backward_filter<T: Element>(p: &Problem, x: &[T], dy: &[T], dw: &mut [T])
     }
     let block = tile_rows::<T>(kdim);
     let blocks = pixels.div_ceil(block);
-    let size = std::mem::size_of::<T>();
-    let partials = blocks.min(MAX_PARTIALS).min((PARTIAL_BUDGET_BYTES / (dw.len() * size)).max(1));
+    let partials = blocks
+        .min(MAX_PARTIALS)
+        .min((PARTIAL_BUDGET_BYTES / std::mem::size_of_val(dw)).max(1));
     let sums: Vec<Vec<T>> = (0..partials)
         .into_par_iter()
         .map(|s| {
@@ -238,9 +315,27 @@ pub fn backward_filter<T: Element>(p: &Problem, x: &[T], dy: &[T], dw: &mut [T])
                 let rows = block.min(pixels - first);
                 for g in 0..p.groups {
                     gather_forward(p, first, rows, g, x, &mut col[..rows * kdim]);
-                    let lhs = Mat { data: &col, rows: kdim, cols: rows, row_stride: 1, col_stride: kdim };
-                    let rhs = Mat { data: &dy[first * cout + g * og..], rows, cols: og, row_stride: cout, col_stride: 1 };
-                    let dst = MatMut { data: &mut part[g * og..], rows: kdim, cols: og, row_stride: cout, col_stride: 1 };
+                    let lhs = Mat {
+                        data: &col,
+                        rows: kdim,
+                        cols: rows,
+                        row_stride: 1,
+                        col_stride: kdim,
+                    };
+                    let rhs = Mat {
+                        data: &dy[first * cout + g * og..],
+                        rows,
+                        cols: og,
+                        row_stride: cout,
+                        col_stride: 1,
+                    };
+                    let dst = MatMut {
+                        data: &mut part[g * og..],
+                        rows: kdim,
+                        cols: og,
+                        row_stride: cout,
+                        col_stride: 1,
+                    };
                     gemm(dst, true, lhs, rhs);
                 }
             }
