@@ -19,7 +19,7 @@ use crate::element::Element;
 use crate::error::{ConvError, Result};
 use crate::layout::DataFormat;
 use crate::problem::{Direction, Problem};
-use crate::tf;
+use crate::{onnx, tf, torch};
 use ndarray::{Array4, ArrayD, ArrayView4, ArrayViewD, Ix4};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -132,12 +132,24 @@ impl Args {
 
     fn tensor(&self, name: &str) -> Result<Option<&Tensor>> {
         match self.0.get(name) {
-            None => Ok(None),
+            None | Some(Arg::Json(Value::Null)) => Ok(None),
             Some(Arg::Tensor(t)) => Ok(Some(t)),
             Some(Arg::Json(_)) => Err(ConvError::Argument {
                 arg: name.into(),
                 message: "must be an array (a .npy file)".into(),
             }),
+        }
+    }
+
+    /// The shape of an optional array argument (absent, or JSON `null`: `None`).
+    pub fn optional_shape(&self, name: &str) -> Result<Option<Vec<usize>>> {
+        match self.0.get(name) {
+            None | Some(Arg::Json(Value::Null))
+                if self.0.get(&format!("{name}_shape")).is_none() =>
+            {
+                Ok(None)
+            }
+            _ => self.shape(name).map(Some),
         }
     }
 
@@ -197,6 +209,10 @@ pub const OPS: &[&str] = &[
     "tf.nn.conv2d_transpose",
     "tf.raw_ops.Conv2DBackpropInput",
     "tf.raw_ops.Conv2DBackpropFilter",
+    "torch.nn.functional.conv2d",
+    "torch.nn.functional.conv_transpose2d",
+    "onnx.Conv",
+    "onnx.ConvTranspose",
 ];
 
 /// One op's argument names: arrays first, then values.
@@ -247,6 +263,38 @@ fn signature(op: &str) -> Result<Signature> {
                 "dilations",
                 "use_cudnn_on_gpu",
                 "name",
+            ],
+        },
+        "torch.nn.functional.conv2d" => Signature {
+            arrays: &["input", "weight", "bias"],
+            values: &["stride", "padding", "dilation", "groups"],
+        },
+        "torch.nn.functional.conv_transpose2d" => Signature {
+            arrays: &["input", "weight", "bias"],
+            values: &["stride", "padding", "output_padding", "groups", "dilation"],
+        },
+        "onnx.Conv" => Signature {
+            arrays: &["X", "W", "B"],
+            values: &[
+                "auto_pad",
+                "pads",
+                "strides",
+                "dilations",
+                "group",
+                "kernel_shape",
+            ],
+        },
+        "onnx.ConvTranspose" => Signature {
+            arrays: &["X", "W", "B"],
+            values: &[
+                "auto_pad",
+                "pads",
+                "strides",
+                "dilations",
+                "group",
+                "kernel_shape",
+                "output_padding",
+                "output_shape",
             ],
         },
         _ => {
@@ -365,45 +413,153 @@ fn required_ints(args: &Args, name: &str) -> Result<Vec<i64>> {
     }
 }
 
+fn optional_ints(args: &Args, name: &str) -> Result<Option<Vec<i64>>> {
+    match args.json(name)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => int_list(name, v).map(Some),
+    }
+}
+
+fn torch_options(args: &Args) -> Result<torch::Options> {
+    let mut opts = torch::Options::new();
+    if let Some(v) = optional_ints(args, "stride")? {
+        opts.stride = v;
+    }
+    if let Some(v) = optional_ints(args, "dilation")? {
+        opts.dilation = v;
+    }
+    if let Some(v) = args.json("groups")? {
+        opts.groups = int("groups", v)?;
+    }
+    match args.json("padding")? {
+        None => {}
+        Some(Value::String(s)) => opts.padding = torch::Padding::parse(s)?,
+        Some(v) => opts.padding = torch::Padding::Zeros(int_list("padding", v)?),
+    }
+    Ok(opts)
+}
+
+fn torch_transpose_options(args: &Args) -> Result<torch::TransposeOptions> {
+    let mut opts = torch::TransposeOptions::new();
+    if let Some(Value::String(s)) = args.json("padding")? {
+        return Err(ConvError::UnknownValue {
+            arg: "padding".into(),
+            got: s.clone(),
+            legal: "an int or a pair of ints (conv_transpose2d takes no padding strings)".into(),
+        });
+    }
+    for (name, field) in [
+        ("stride", &mut opts.stride),
+        ("padding", &mut opts.padding),
+        ("output_padding", &mut opts.output_padding),
+        ("dilation", &mut opts.dilation),
+    ] {
+        if let Some(v) = optional_ints(args, name)? {
+            *field = v;
+        }
+    }
+    if let Some(v) = args.json("groups")? {
+        opts.groups = int("groups", v)?;
+    }
+    Ok(opts)
+}
+
+fn onnx_attributes(args: &Args) -> Result<onnx::Attributes> {
+    let auto_pad = match args.json("auto_pad")? {
+        None => onnx::AutoPad::NotSet,
+        Some(v) => onnx::AutoPad::parse(string("auto_pad", v)?)?,
+    };
+    Ok(onnx::Attributes {
+        auto_pad,
+        pads: optional_ints(args, "pads")?,
+        strides: optional_ints(args, "strides")?,
+        dilations: optional_ints(args, "dilations")?,
+        group: optional_ints(args, "group")?.map(|g| g.first().copied().unwrap_or(1)),
+        kernel_shape: optional_ints(args, "kernel_shape")?,
+        output_padding: optional_ints(args, "output_padding")?,
+        output_shape: optional_ints(args, "output_shape")?,
+    })
+}
+
 /// The forward problem behind a call, and which direction the call computes. Array
 /// arguments may be given as shapes (`input_shape=[1, 8, 8, 3]`).
 pub fn problem(op: &str, args: &Args) -> Result<(Problem, Direction)> {
     let sig = signature(op)?;
     check_names(op, &sig, args)?;
-    let opts = tf_options(op, args)?;
-    match op {
-        "tf.nn.conv2d" => Ok((
-            tf::conv2d_problem(&args.shape("input")?, &args.shape("filters")?, &opts)?,
+    let bias = |name: &str| args.optional_shape(name);
+    Ok(match op {
+        "tf.nn.conv2d" => (
+            tf::conv2d_problem(
+                &args.shape("input")?,
+                &args.shape("filters")?,
+                &tf_options(op, args)?,
+            )?,
             Direction::Forward,
-        )),
-        "tf.nn.conv2d_transpose" => Ok((
+        ),
+        "tf.nn.conv2d_transpose" => (
             tf::conv2d_transpose_problem(
                 &args.shape("input")?,
                 &args.shape("filters")?,
                 &required_ints(args, "output_shape")?,
-                &opts,
+                &tf_options(op, args)?,
             )?,
             Direction::BackwardData,
-        )),
-        "tf.raw_ops.Conv2DBackpropInput" => Ok((
+        ),
+        "tf.raw_ops.Conv2DBackpropInput" => (
             tf::conv2d_backprop_input_problem(
                 &required_ints(args, "input_sizes")?,
                 &args.shape("filter")?,
                 &args.shape("out_backprop")?,
-                &opts,
+                &tf_options(op, args)?,
             )?,
             Direction::BackwardData,
-        )),
-        _ => Ok((
+        ),
+        "tf.raw_ops.Conv2DBackpropFilter" => (
             tf::conv2d_backprop_filter_problem(
                 &args.shape("input")?,
                 &required_ints(args, "filter_sizes")?,
                 &args.shape("out_backprop")?,
-                &opts,
+                &tf_options(op, args)?,
             )?,
             Direction::BackwardFilter,
-        )),
-    }
+        ),
+        "torch.nn.functional.conv2d" => (
+            torch::conv2d_problem(
+                &args.shape("input")?,
+                &args.shape("weight")?,
+                bias("bias")?.as_deref(),
+                &torch_options(args)?,
+            )?,
+            Direction::Forward,
+        ),
+        "torch.nn.functional.conv_transpose2d" => (
+            torch::conv_transpose2d_problem(
+                &args.shape("input")?,
+                &args.shape("weight")?,
+                bias("bias")?.as_deref(),
+                &torch_transpose_options(args)?,
+            )?,
+            Direction::BackwardData,
+        ),
+        "onnx.Conv" => (
+            onnx::conv_problem(
+                &args.shape("X")?,
+                &args.shape("W")?,
+                bias("B")?.as_deref(),
+                &onnx_attributes(args)?,
+            )?,
+            Direction::Forward,
+        ),
+        _ => (
+            onnx::conv_transpose_problem(
+                &args.shape("X")?,
+                &args.shape("W")?,
+                bias("B")?.as_deref(),
+                &onnx_attributes(args)?,
+            )?,
+            Direction::BackwardData,
+        ),
+    })
 }
 
 /// Element types a [`Tensor`] can hold.
@@ -454,27 +610,76 @@ fn array4<'a, T: TensorElement>(args: &'a Args, name: &str) -> Result<ArrayView4
     })
 }
 
+fn array1<'a, T: TensorElement>(
+    args: &'a Args,
+    name: &str,
+) -> Result<Option<ndarray::ArrayView1<'a, T>>> {
+    let Some(t) = args.tensor(name)? else {
+        return Ok(None);
+    };
+    let v = T::view(t).ok_or_else(|| ConvError::DType {
+        arg: name.into(),
+        got: t.dtype().into(),
+        legal: format!("{} (all arrays of a call share one dtype)", T::DTYPE),
+    })?;
+    let shape = v.shape().to_vec();
+    v.into_dimensionality::<ndarray::Ix1>()
+        .map(Some)
+        .map_err(|_| ConvError::Rank {
+            arg: name.into(),
+            expected: "1-dimensional".into(),
+            shape,
+        })
+}
+
 fn run_typed<T: TensorElement>(op: &str, args: &Args) -> Result<Tensor> {
-    let opts = tf_options(op, args)?;
     let y: Array4<T> = match op {
-        "tf.nn.conv2d" => tf::conv2d(array4(args, "input")?, array4(args, "filters")?, &opts)?,
+        "tf.nn.conv2d" => tf::conv2d(
+            array4(args, "input")?,
+            array4(args, "filters")?,
+            &tf_options(op, args)?,
+        )?,
         "tf.nn.conv2d_transpose" => tf::conv2d_transpose(
             array4(args, "input")?,
             array4(args, "filters")?,
             &required_ints(args, "output_shape")?,
-            &opts,
+            &tf_options(op, args)?,
         )?,
         "tf.raw_ops.Conv2DBackpropInput" => tf::conv2d_backprop_input(
             &required_ints(args, "input_sizes")?,
             array4(args, "filter")?,
             array4(args, "out_backprop")?,
-            &opts,
+            &tf_options(op, args)?,
         )?,
-        _ => tf::conv2d_backprop_filter(
+        "tf.raw_ops.Conv2DBackpropFilter" => tf::conv2d_backprop_filter(
             array4(args, "input")?,
             &required_ints(args, "filter_sizes")?,
             array4(args, "out_backprop")?,
-            &opts,
+            &tf_options(op, args)?,
+        )?,
+        "torch.nn.functional.conv2d" => torch::conv2d(
+            array4(args, "input")?,
+            array4(args, "weight")?,
+            array1(args, "bias")?,
+            &torch_options(args)?,
+        )?,
+        "torch.nn.functional.conv_transpose2d" => torch::conv_transpose2d(
+            array4(args, "input")?,
+            array4(args, "weight")?,
+            array1(args, "bias")?,
+            &torch_transpose_options(args)?,
+        )?,
+        "onnx.Conv" => onnx::conv(
+            array4(args, "X")?,
+            array4(args, "W")?,
+            array1(args, "B")?,
+            &onnx_attributes(args)?,
+        )?,
+        _ => onnx::conv_transpose(
+            array4(args, "X")?,
+            array4(args, "W")?,
+            array1(args, "B")?,
+            &onnx_attributes(args)?,
         )?,
     };
     Ok(T::wrap(y.into_dyn()))

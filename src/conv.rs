@@ -108,3 +108,10 @@ pub fn backward_filter<T: Element>(
 fn slice<'a, T>(a: &'a ndarray::CowArray<'_, T, ndarray::Ix4>) -> &'a [T] {
     a.as_slice().unwrap_or_default()
 }
+
+/// Adds `bias[c]` to every element of channel `c` of an NHWC array.
+pub fn add_bias<T: Element>(y: &mut Array4<T>, bias: ndarray::ArrayView1<T>) {
+    for mut pixel in y.lanes_mut(ndarray::Axis(3)) {
+        pixel += &bias;
+    }
+}

@@ -42,9 +42,11 @@ pub mod error;
 pub mod identities;
 mod kernels;
 pub mod layout;
+pub mod onnx;
 pub mod problem;
 pub mod reference;
 pub mod tf;
+pub mod torch;
 
 pub use element::Element;
 pub use error::{ConvError, Result};

@@ -268,6 +268,136 @@ impl Axis {
     }
 }
 
+/// How PyTorch and ONNX choose the window of a transposed convolution's full scatter
+/// (`SEMANTICS_DETAIL.md` section 3.1): where it starts (`pad_before`) and how long it
+/// is (the output size).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransposedWindow {
+    /// PyTorch `conv_transpose2d(padding=p, output_padding=op)`:
+    /// `output = (I-1)*s - 2p + d*(k-1) + op + 1`, with `0 <= op < max(s, d)`.
+    Torch {
+        /// `padding`.
+        padding: usize,
+        /// `output_padding`.
+        output_padding: usize,
+    },
+    /// ONNX `ConvTranspose` with explicit `pads`: `output = s*(I-1) + op + ek - begin - end`.
+    OnnxPads {
+        /// Pad at the beginning.
+        begin: usize,
+        /// Pad at the end.
+        end: usize,
+        /// `output_padding` (`< stride`, as ONNX Runtime requires).
+        output_padding: usize,
+    },
+    /// ONNX `ConvTranspose` with `output_shape` (any `auto_pad`): total `T = F + op - output`;
+    /// `SAME_UPPER` starts at `floor(T/2)`, the others at `ceil(T/2)`, clamped at 0 as ONNX
+    /// Runtime does; ONNX Runtime accepts `1 <= output <= F + s - 1`.
+    OnnxOutputShape {
+        /// The requested output size.
+        output: i64,
+        /// `auto_pad == SAME_UPPER`.
+        upper: bool,
+        /// `output_padding`.
+        output_padding: usize,
+    },
+    /// ONNX `ConvTranspose` with `auto_pad` `SAME_UPPER` / `SAME_LOWER` and no
+    /// `output_shape`: target `I * s`, total padding clamped at 0 (ONNX Runtime).
+    OnnxSame {
+        /// `SAME_UPPER` (else `SAME_LOWER`).
+        upper: bool,
+        /// `output_padding`.
+        output_padding: usize,
+    },
+}
+
+impl Axis {
+    /// A PyTorch or ONNX transposed convolution on one axis whose input (`dy`) has size
+    /// `output` (the forward output), per the framework's window rule.
+    pub fn transposed_window(
+        axis: &str,
+        output: usize,
+        taps: Taps,
+        window: TransposedWindow,
+    ) -> Result<Axis> {
+        let ek = taps.check(axis)? as i64;
+        let (i, s, d) = (output as i64, taps.stride as i64, taps.dilation as i64);
+        let full = full_length(output, taps.stride, ek as usize)? as i64;
+        let op_bound = |op: usize, bound: i64, words: &str| -> Result<i64> {
+            if op as i64 >= bound {
+                return Err(ConvError::OutputPadding {
+                    arg: "output_padding".into(),
+                    got: vec![op as i64],
+                    bound: format!("{bound} ({words}) on the {axis} axis"),
+                });
+            }
+            Ok(op as i64)
+        };
+        let (pad_before, size, formula) = match window {
+            TransposedWindow::Torch {
+                padding,
+                output_padding,
+            } => {
+                let op = op_bound(
+                    output_padding,
+                    s.max(d),
+                    &format!("max(stride {s}, dilation {d})"),
+                )?;
+                let p = padding as i64;
+                let size = (i - 1) * s - 2 * p + d * (taps.kernel as i64 - 1) + op + 1;
+                let formula = format!("(input-1)*stride - 2*padding + dilation*(kernel-1) + output_padding + 1 = ({i}-1)*{s} - 2*{p} + {d}*{} + {op} + 1", taps.kernel - 1);
+                (p, size, formula)
+            }
+            TransposedWindow::OnnxPads {
+                begin,
+                end,
+                output_padding,
+            } => {
+                let op = op_bound(output_padding, s, &format!("stride {s}"))?;
+                let size = full + op - begin as i64 - end as i64;
+                let formula = format!("stride*(input-1) + output_padding + effective_kernel - pads_begin - pads_end = {s}*({i}-1) + {op} + {ek} - {begin} - {end}");
+                (begin as i64, size, formula)
+            }
+            TransposedWindow::OnnxOutputShape {
+                output,
+                upper,
+                output_padding,
+            } => {
+                let op = op_bound(output_padding, s, &format!("stride {s}"))?;
+                if output < 1 || output > full + s - 1 {
+                    return Err(ConvError::IllegalOutputSize {
+                        arg: "output_shape".into(),
+                        axis: axis.into(),
+                        got: output,
+                        legal: if full + s - 1 - 1 < 64 {
+                            (1..=(full + s - 1) as usize).collect()
+                        } else {
+                            vec![1, (full + s - 1) as usize]
+                        },
+                    });
+                }
+                let total = full + op - output;
+                let before = if upper {
+                    total.div_euclid(2)
+                } else {
+                    total - total.div_euclid(2)
+                };
+                (before.max(0), output, String::new())
+            }
+            TransposedWindow::OnnxSame {
+                upper,
+                output_padding,
+            } => {
+                let op = op_bound(output_padding, s, &format!("stride {s}"))?;
+                let total = (full + op - i * s).max(0);
+                let before = if upper { total / 2 } else { total - total / 2 };
+                (before, full + op - total, String::new())
+            }
+        };
+        Axis::window(axis, output, taps, pad_before as usize, size, &formula)
+    }
+}
+
 /// Length of the full scatter of a transposed convolution: `(n - 1) * stride + ek`
 /// (0 when `n == 0`).
 pub fn full_length(n: usize, stride: usize, effective_kernel: usize) -> Result<usize> {

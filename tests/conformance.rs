@@ -1,5 +1,6 @@
 //! The real frameworks' cases (tests/fixtures/conformance, produced by TensorFlow 2.21 and
 //! PyTorch 2.15) through the library's call API and through the `convt` binary.
+//! ONNX Runtime's cases are in tests/onnx.rs.
 
 use convt::call::{self, Arg, Args, Tensor};
 use serde_json::Value;
@@ -168,4 +169,14 @@ fn tensorflow_cases_through_the_api() {
 #[test]
 fn tensorflow_cases_through_the_cli() {
     check_cli("tf.");
+}
+
+#[test]
+fn pytorch_cases_through_the_api() {
+    check_api("torch.");
+}
+
+#[test]
+fn pytorch_cases_through_the_cli() {
+    check_cli("torch.");
 }
