@@ -2,181 +2,25 @@
 //! PyTorch 2.15) through the library's call API and through the `convt` binary.
 //! ONNX Runtime's cases are in tests/onnx.rs.
 
-use convt::call::{self, Arg, Args, Tensor};
-use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conformance")
-}
-
-struct Case {
-    id: String,
-    op: String,
-    args: serde_json::Map<String, Value>,
-    expect: Value,
-}
-
-fn cases(prefix: &str) -> Vec<Case> {
-    let text = std::fs::read_to_string(fixtures().join("manifest.json")).unwrap();
-    let manifest: Value = serde_json::from_str(&text).unwrap();
-    manifest["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["op"].as_str().unwrap().starts_with(prefix))
-        .map(|c| Case {
-            id: c["id"].as_str().unwrap().into(),
-            op: c["op"].as_str().unwrap().into(),
-            args: c["args"].as_object().unwrap().clone(),
-            expect: c["expect"].clone(),
-        })
-        .collect()
-}
-
-fn npy_path(v: &Value) -> Option<PathBuf> {
-    v.get("npy")
-        .and_then(Value::as_str)
-        .map(|f| fixtures().join(f))
-}
-
-/// Checks `got` against the case's expectation; returns a failure description.
-fn judge(case: &Case, got: convt::Result<Tensor>) -> Option<String> {
-    match (npy_path(&case.expect), got) {
-        (Some(path), Ok(got)) => {
-            let expected = Tensor::read_npy(&path).unwrap();
-            if got.dtype() != expected.dtype() || got.shape() != expected.shape() {
-                return Some(format!(
-                    "{}: got {} {:?}, expected {} {:?}",
-                    case.id,
-                    got.dtype(),
-                    got.shape(),
-                    expected.dtype(),
-                    expected.shape()
-                ));
-            }
-            let (diff, scale, tol) = match (&got, &expected) {
-                (Tensor::F32(g), Tensor::F32(e)) => (
-                    g.iter()
-                        .zip(e)
-                        .map(|(a, b)| (a - b).abs() as f64)
-                        .fold(0.0, f64::max),
-                    e.iter().map(|v| v.abs() as f64).fold(1.0, f64::max),
-                    1e-4,
-                ),
-                (Tensor::F64(g), Tensor::F64(e)) => (
-                    g.iter()
-                        .zip(e)
-                        .map(|(a, b)| (a - b).abs())
-                        .fold(0.0, f64::max),
-                    e.iter().map(|v| v.abs()).fold(1.0, f64::max),
-                    1e-9,
-                ),
-                _ => unreachable!(),
-            };
-            (diff > tol * scale || diff.is_nan())
-                .then(|| format!("{}: max error {diff} > {tol} * {scale}", case.id))
-        }
-        (Some(_), Err(e)) => Some(format!(
-            "{}: refused ({e}) but the framework computed it",
-            case.id
-        )),
-        (None, Ok(_)) => Some(format!(
-            "{}: computed, but the framework refused: {}",
-            case.id, case.expect["error"]
-        )),
-        (None, Err(_)) => None,
-    }
-}
-
-fn api_args(case: &Case) -> Args {
-    let mut args = Args::new();
-    for (name, v) in &case.args {
-        match npy_path(v) {
-            Some(path) => args.insert(name, Arg::Tensor(Tensor::read_npy(&path).unwrap())),
-            None => args.insert(name, Arg::Json(v.clone())),
-        }
-    }
-    args
-}
-
-fn check_api(prefix: &str) {
-    let cases = cases(prefix);
-    assert!(!cases.is_empty());
-    let failures: Vec<String> = cases
-        .iter()
-        .filter_map(|c| judge(c, call::run(&c.op, &api_args(c))))
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases fail:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
-}
-
-fn check_cli(prefix: &str) {
-    let cases = cases(prefix);
-    let dir =
-        std::env::temp_dir().join(format!("convt-conformance-{}-{prefix}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut failures = vec![];
-    for case in &cases {
-        let out = dir.join(format!("{}.npy", case.id));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_convt"));
-        cmd.arg("run").arg(&case.op);
-        for (name, v) in &case.args {
-            match npy_path(v) {
-                Some(path) => cmd.arg(format!("{name}={}", path.display())),
-                None => cmd.arg(format!("{name}={v}")),
-            };
-        }
-        let output = cmd.arg("--out").arg(&out).output().unwrap();
-        let got = if output.status.success() {
-            Ok(Tensor::read_npy(&out).unwrap())
-        } else {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            if output.status.code() != Some(2) || !stderr.starts_with("error: ") || out.exists() {
-                failures.push(format!(
-                    "{}: refusal must exit 2 with `error: ...` and no file; got {:?} {stderr}",
-                    case.id, output.status
-                ));
-            }
-            Err(convt::ConvError::Argument {
-                arg: "cli".into(),
-                message: stderr.into(),
-            })
-        };
-        failures.extend(judge(case, got));
-    }
-    std::fs::remove_dir_all(&dir).ok();
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases fail:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
-}
+mod common;
+use common::{cases, check_api, check_cli};
 
 #[test]
 fn tensorflow_cases_through_the_api() {
-    check_api("tf.");
+    assert_eq!(check_api(&cases("conformance", "tf.")), 180);
 }
 
 #[test]
 fn tensorflow_cases_through_the_cli() {
-    check_cli("tf.");
+    check_cli(&cases("conformance", "tf."));
 }
 
 #[test]
 fn pytorch_cases_through_the_api() {
-    check_api("torch.");
+    assert_eq!(check_api(&cases("conformance", "torch.")), 92);
 }
 
 #[test]
 fn pytorch_cases_through_the_cli() {
-    check_cli("torch.");
+    check_cli(&cases("conformance", "torch."));
 }
