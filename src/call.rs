@@ -145,7 +145,7 @@ impl Args {
     pub fn optional_shape(&self, name: &str) -> Result<Option<Vec<usize>>> {
         match self.0.get(name) {
             None | Some(Arg::Json(Value::Null))
-                if self.0.get(&format!("{name}_shape")).is_none() =>
+                if !self.0.contains_key(&format!("{name}_shape")) =>
             {
                 Ok(None)
             }
