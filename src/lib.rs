@@ -47,6 +47,7 @@ pub mod problem;
 pub mod reference;
 pub mod tf;
 pub mod torch;
+pub mod translate;
 
 pub use element::Element;
 pub use error::{ConvError, Result};

@@ -39,7 +39,7 @@ fn max_diff(a: &Array4<f64>, b: &Array4<f64>) -> f64 {
 
 fn verdict(what: &str, diff: f64) {
     let mark = if diff <= 1e-9 { "agree" } else { "DIFFER" };
-    println!("    {what:<62} {mark} (max |difference| = {diff:.1e})");
+    say!("    {what:<62} {mark} (max |difference| = {diff:.1e})");
 }
 
 /// Small integers from a seed, so that sums are exact.
@@ -55,9 +55,7 @@ fn ints(shape: [usize; 4], seed: u64) -> Array4<f64> {
 
 /// Runs the walk-through.
 pub fn run() -> Result<()> {
-    println!(
-        "conv2d_transpose, explained with real computations (the seed's claims, one by one)\n"
-    );
+    say!("conv2d_transpose, explained with real computations (the seed's claims, one by one)\n");
 
     // 5. The worked example.
     let a = array![[0.0, 0.0, 1.5], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
@@ -68,12 +66,12 @@ pub fn run() -> Result<()> {
         .unwrap();
     let opts = tf::Options::new(tf::Padding::Same).strides([1, 2, 2, 1]);
     let y = tf::conv2d_transpose(a.view(), filt.view(), &[1, 6, 6, 1], &opts)?;
-    println!("1. The worked example");
-    println!("  a = \n{}", grid(plane(&a).view()));
-    println!("  filt = \n{}", grid(kernel(&filt).view()));
-    println!("  tf.nn.conv2d_transpose(a, filt, output_shape=[1,6,6,1], strides=[1,2,2,1], padding='SAME') =");
-    print!("{}", grid(plane(&y).view()));
-    println!("\n  Scatter view: each input value stamps a scaled copy of the filter at twice its position:");
+    say!("1. The worked example");
+    say!("  a = \n{}", grid(plane(&a).view()));
+    say!("  filt = \n{}", grid(kernel(&filt).view()));
+    say!("  tf.nn.conv2d_transpose(a, filt, output_shape=[1,6,6,1], strides=[1,2,2,1], padding='SAME') =");
+    say!("{}", grid(plane(&y).view()));
+    say!("\n  Scatter view: each input value stamps a scaled copy of the filter at twice its position:");
     let p = tf::conv2d_transpose_problem(a.shape(), filt.shape(), &[1, 6, 6, 1], &opts)?;
     for ((i, j), &v) in plane(&a).indexed_iter() {
         if v != 0.0 {
@@ -90,11 +88,11 @@ pub fn run() -> Result<()> {
                         .join(" ")
                 })
                 .collect();
-            println!("    a[{i},{j}] = {v}: {v} x filt = [{}] lands on output rows {r0}..{}, columns {c0}..{}", flat.join("; "), r0 + 2, c0 + 2);
+            say!("    a[{i},{j}] = {v}: {v} x filt = [{}] lands on output rows {r0}..{}, columns {c0}..{}", flat.join("; "), r0 + 2, c0 + 2);
         }
     }
     let legal = legal_transposed_sizes(3, Taps::new(2, 2, 1), AxisPadding::SameUpper)?;
-    println!(
+    say!(
         "\n  Why output_shape is needed: with stride 2 several sizes map back to 3 under conv2d SAME;\n  legal output heights and widths here: {:?}. SAME padding of the forward conv for 6: before {}, after {}.",
         legal.map(|r| r.collect::<Vec<_>>()).unwrap_or_default(),
         p.height.pad_before,
@@ -102,7 +100,7 @@ pub fn run() -> Result<()> {
     );
 
     // 1. Fractional stride: zero-stuff, pad, convolve with the rotated filter.
-    println!(
+    say!(
         "\n2. Fractional stride: the same result as a stride-1 conv2d over the zero-stuffed input"
     );
     let stuffed = zero_stuff(a.view(), [2, 2]);
@@ -116,10 +114,10 @@ pub fn run() -> Result<()> {
         ]
     });
     let padded = pad(stuffed.view(), pads)?;
-    println!("  a with 1 zero between neighbours, padded {pads:?} (negative = crop):");
-    print!("{}", grid(plane(&padded).view()));
+    say!("  a with 1 zero between neighbours, padded {pads:?} (negative = crop):");
+    say!("{}", grid(plane(&padded).view()));
     let flipped = rot180(filt.view());
-    println!("  rot180(filt) =\n{}", grid(kernel(&flipped).view()));
+    say!("  rot180(filt) =\n{}", grid(kernel(&flipped).view()));
     let direct = tf::conv2d(
         padded.view(),
         flipped.view(),
@@ -131,7 +129,7 @@ pub fn run() -> Result<()> {
     );
 
     // 3. The gradient view, on a general geometry.
-    println!("\n3. conv2d_transpose is conv2d's input gradient; all four TF ops are conv2d");
+    say!("\n3. conv2d_transpose is conv2d's input gradient; all four TF ops are conv2d");
     let x = ints([2, 9, 8, 6], 1);
     let w = ints([3, 3, 3, 4], 2);
     let opts = tf::Options::new(tf::Padding::Same)
@@ -139,7 +137,7 @@ pub fn run() -> Result<()> {
         .dilations([1, 1]);
     let p = tf::conv2d_problem(x.shape(), w.shape(), &opts)?;
     let d_out = ints(p.output_shape(), 3);
-    println!(
+    say!(
         "  x [2,9,8,6], w [3,3,3,4] (2 groups), stride 2, SAME -> out {:?}; d_out random integers",
         p.output_shape()
     );
@@ -147,7 +145,7 @@ pub fn run() -> Result<()> {
     let via_conv = identities::backprop_input_via_conv2d(&p, d_out.view(), w.view())?;
     let via_backprop = tf::conv2d_backprop_input(&[2, 9, 8, 6], w.view(), d_out.view(), &opts)?;
     let via_transpose = tf::conv2d_transpose(d_out.view(), w.view(), &[2, 9, 8, 6], &opts)?;
-    println!("  d_x four ways:");
+    say!("  d_x four ways:");
     verdict(
         "conv2d(pad(zero_stuff(d_out)), rot180(swap_in_out(w))) vs scatter",
         max_diff(&via_conv, &scatter),
@@ -167,7 +165,7 @@ pub fn run() -> Result<()> {
     let dw_sum = reference::backward_filter(&p1, x1.view(), d_out1.view())?;
     let dw_conv = identities::backprop_filter_via_conv2d(&p1, x1.view(), d_out1.view())?;
     let dw_backprop = tf::conv2d_backprop_filter(x1.view(), &[3, 3, 3, 4], d_out1.view(), &opts)?;
-    println!("  d_w three ways (x [1,9,8,3], one group):");
+    say!("  d_w three ways (x [1,9,8,3], one group):");
     verdict(
         "conv2d(x as [C,H,W,N], d_out as filter, stride<->dilation) vs sum",
         max_diff(&dw_conv, &dw_sum),
@@ -190,14 +188,14 @@ pub fn run() -> Result<()> {
     );
 
     // 4. Transpose and flip.
-    println!("\n4. Transpose and flip: MNIST-sized x [1,28,28,1], w [7,7,1,32]");
+    say!("\n4. Transpose and flip: MNIST-sized x [1,28,28,1], w [7,7,1,32]");
     let x = ints([1, 28, 28, 1], 10);
     let w = ints([7, 7, 1, 32], 11);
     let same = tf::Options::new(tf::Padding::Same);
     let y = tf::conv2d(x.view(), w.view(), &same)?;
     let back = tf::conv2d_transpose(y.view(), w.view(), &[1, 28, 28, 1], &same)?;
     let w_flip = rot180(swap_in_out(w.view()).view());
-    println!(
+    say!(
         "  conv2d -> {:?}; w' = rot180(swap_in_out(w)) has shape {:?}",
         y.shape(),
         w_flip.shape()
@@ -215,7 +213,7 @@ pub fn run() -> Result<()> {
     );
 
     // 6. U-Net.
-    println!("\n5. Learned upsampling: U-Net's up-convolution (kernel 2, stride 2) with an all-ones kernel");
+    say!("\n5. Learned upsampling: U-Net's up-convolution (kernel 2, stride 2) with an all-ones kernel");
     let x = Array4::from_shape_fn((1, 3, 5, 1), |(_, i, j, _)| (i * 5 + j) as f64);
     let ones = Array4::<f64>::ones((2, 2, 1, 1));
     let up = tf::conv2d_transpose(
@@ -224,15 +222,15 @@ pub fn run() -> Result<()> {
         &[1, 6, 10, 1],
         &tf::Options::new(tf::Padding::Valid).strides(2),
     )?;
-    println!(
+    say!(
         "  3x5 input:\n{}  becomes 6x10, each value a 2x2 block (nearest-neighbour upsampling):",
         grid(plane(&x).view())
     );
-    print!("{}", grid(plane(&up).view()));
-    println!("  With learned weights instead of ones, the same op is a trainable upsampler.");
+    say!("{}", grid(plane(&up).view()));
+    say!("  With learned weights instead of ones, the same op is a trainable upsampler.");
 
     // The matrix view.
-    println!("\n6. The matrix view (cs231n): conv2d is a matrix C on the flattened input; the transpose uses C^T");
+    say!("\n6. The matrix view (cs231n): conv2d is a matrix C on the flattened input; the transpose uses C^T");
     let w = array![[1.0, 2.0], [3.0, 4.0]]
         .into_shape_with_order((2, 2, 1, 1))
         .unwrap();
@@ -246,7 +244,7 @@ pub fn run() -> Result<()> {
             c[[r, k]] = *v;
         }
     }
-    println!(
+    say!(
         "  conv2d(3x3 input, 2x2 kernel [[1,2],[3,4]], VALID) as a 4x9 matrix C:\n{}",
         grid(c.view())
     );
@@ -260,6 +258,6 @@ pub fn run() -> Result<()> {
         "conv2d_transpose(dy) vs C^T . flatten(dy)",
         max_diff(&t, &t_flat),
     );
-    println!("\nEvery line above was computed by convt now; `cargo test --release` checks the same claims.");
+    say!("\nEvery line above was computed by convt now; `cargo test --release` checks the same claims.");
     Ok(())
 }

@@ -1,6 +1,16 @@
 //! `convt` subcommands. Every subcommand that takes a call uses one grammar,
 //! `OP NAME=VALUE ...`, parsed by [`convt::call::Args::parse_cli`].
 
+/// `println!` that ends the program quietly when stdout is closed (e.g. piped to `head`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        if writeln!(std::io::stdout().lock(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 mod demo;
 
 use clap::{Parser, Subcommand};
@@ -40,6 +50,15 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Print the same call in TensorFlow, PyTorch and ONNX (arrays may be given as shapes:
+    /// input_shape=[1,4,4,8]).
+    ///
+    /// Example: convt translate tf.nn.conv2d_transpose input_shape=[1,4,4,8]
+    /// filters_shape=[5,5,3,8] output_shape=[1,8,8,3] strides=2 padding=SAME
+    Translate {
+        #[command(flatten)]
+        call: CallSpec,
+    },
     /// Walk through the seed's claims about conv2d_transpose with real computations.
     Demo,
 }
@@ -49,6 +68,7 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { call, out } => run(&call, &out),
+        Command::Translate { call } => translate(&call),
         Command::Demo => demo::run(),
     };
     match result {
@@ -64,4 +84,29 @@ fn run(spec: &CallSpec, out: &std::path::Path) -> convt::Result<()> {
     let args = Args::parse_cli(&spec.args)?;
     let result = call::run(&spec.op, &args)?;
     result.write_npy(out)
+}
+
+fn translate(spec: &CallSpec) -> convt::Result<()> {
+    let args = Args::parse_cli(&spec.args)?;
+    for t in convt::translate::translate(&spec.op, &args)? {
+        let framework = match t.op.split('.').next() {
+            Some("tf") => "TensorFlow",
+            Some("torch") => "PyTorch",
+            _ => "ONNX",
+        };
+        let status = if t.note.is_some() {
+            "not a single call"
+        } else {
+            "exact"
+        };
+        say!("{framework} ({status}):");
+        for line in t.python().lines() {
+            say!("    {line}");
+        }
+        if let Some(note) = &t.note {
+            say!("  note: {note}");
+        }
+        say!("  convt run {}\n", t.convt_args());
+    }
+    Ok(())
 }
