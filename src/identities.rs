@@ -107,7 +107,7 @@ pub fn pad<T: Element>(x: ArrayView4<T>, pads: [[i64; 2]; 2]) -> Result<Array4<T
     // Source range kept and where it goes, per axis.
     let span = |axis: usize, out_len: usize| {
         let before = pads[axis][0];
-        let src_start = (-before).max(0) as usize;
+        let src_start = ((-before).max(0) as usize).min(shape[axis + 1]);
         let dst_start = before.max(0) as usize;
         let len = (shape[axis + 1] - src_start.min(shape[axis + 1]))
             .min(out_len.saturating_sub(dst_start));
@@ -159,22 +159,29 @@ pub fn backprop_input_via_conv2d<T: Element>(
     dy: ArrayView4<T>,
     filter: ArrayView4<T>,
 ) -> Result<Array4<T>> {
-    let mut pads = [[0i64; 2]; 2];
-    for (a, axis) in p.axes().iter().enumerate() {
-        let ek = axis.effective_kernel() as i64;
-        let padded = axis.input as i64 + axis.pad_before as i64 + axis.pad_after;
-        let skipped = (padded - ek).rem_euclid(axis.stride as i64);
-        pads[a] = [
-            ek - 1 - axis.pad_before as i64,
-            ek - 1 - axis.pad_after + skipped,
-        ];
-    }
+    let pads = equivalent_conv_padding(p);
     let stuffed = zero_stuff(dy, [p.height.stride, p.width.stride]);
     let padded = pad(stuffed.view(), pads)?;
     let rotated = rot180_swap_grouped(filter, p.groups)?;
     let opts = tf::Options::new(tf::Padding::Valid)
         .dilations([p.height.dilation as i64, p.width.dilation as i64]);
     tf::conv2d(padded.view(), rotated.view(), &opts)
+}
+
+/// The padding `[[before, after]; 2]` (height, width) of the zero-stuffed `dy` in the
+/// stride-1 convolution equivalent to the input gradient: `ek - 1 - pad_before` before and
+/// `ek - 1 - pad_after + a` after, where `a = (input + pads - ek) mod stride` are the rows
+/// the forward stride skipped. Negative amounts crop.
+pub fn equivalent_conv_padding(p: &Problem) -> [[i64; 2]; 2] {
+    p.axes().map(|axis| {
+        let ek = axis.effective_kernel() as i64;
+        let padded = axis.input as i64 + axis.pad_before as i64 + axis.pad_after;
+        let skipped = (padded - ek).rem_euclid(axis.stride as i64);
+        [
+            ek - 1 - axis.pad_before as i64,
+            ek - 1 - axis.pad_after + skipped,
+        ]
+    })
 }
 
 /// `conv2d_backprop_filter` as a plain `conv2d` (one group): exchange batch and channels

@@ -234,3 +234,21 @@ fn transposed_convolution_is_the_transposed_matrix() {
         c.t().dot(&dy_flat)
     );
 }
+
+/// Frozen from a proptest failure: the forward window reads only padding (stride 3, pad
+/// before 2, one input row), so the equivalent convolution crops more than `dy` has.
+#[test]
+fn identity_when_every_tap_lands_in_the_padding() {
+    let opts = tf::Options::new(tf::Padding::Explicit(vec![[0, 0], [2, 0], [0, 0], [0, 0]]))
+        .strides([3, 1]);
+    let x = ints([1, 1, 1, 1], 1);
+    let filt = ints([1, 1, 1, 1], 2);
+    let p = tf::conv2d_problem(x.shape(), filt.shape(), &opts).unwrap();
+    let d_out = ints(p.output_shape(), 3);
+    let by_identity = backprop_input_via_conv2d(&p, d_out.view(), filt.view()).unwrap();
+    assert_eq!(
+        by_identity,
+        reference::backward_data(&p, d_out.view(), filt.view()).unwrap()
+    );
+    assert_eq!(by_identity, Array4::zeros((1, 1, 1, 1)));
+}

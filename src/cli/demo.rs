@@ -104,15 +104,7 @@ pub fn run() -> Result<()> {
         "\n2. Fractional stride: the same result as a stride-1 conv2d over the zero-stuffed input"
     );
     let stuffed = zero_stuff(a.view(), [2, 2]);
-    let ek = 2i64;
-    let pads = [p.height, p.width].map(|axis| {
-        let skipped =
-            (axis.input as i64 + axis.pad_before as i64 + axis.pad_after - ek).rem_euclid(2);
-        [
-            ek - 1 - axis.pad_before as i64,
-            ek - 1 - axis.pad_after + skipped,
-        ]
-    });
+    let pads = identities::equivalent_conv_padding(&p);
     let padded = pad(stuffed.view(), pads)?;
     say!("  a with 1 zero between neighbours, padded {pads:?} (negative = crop):");
     say!("{}", grid(plane(&padded).view()));
