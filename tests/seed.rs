@@ -250,5 +250,5 @@ fn identity_when_every_tap_lands_in_the_padding() {
         by_identity,
         reference::backward_data(&p, d_out.view(), filt.view()).unwrap()
     );
-    assert_eq!(by_identity, Array4::zeros((1, 1, 1, 1)));
+    assert_eq!(by_identity, Array4::<f64>::zeros((1, 1, 1, 1)));
 }
