@@ -39,6 +39,7 @@ pub mod call;
 pub mod conv;
 pub mod element;
 pub mod error;
+pub mod explain;
 pub mod identities;
 mod kernels;
 pub mod layout;

@@ -250,6 +250,35 @@ pub fn run() -> Result<()> {
         "conv2d_transpose(dy) vs C^T . flatten(dy)",
         max_diff(&t, &t_flat),
     );
+    // 7. The whole explanation of the seed's call.
+    say!("\n7. `convt explain` of the seed's call: size arithmetic, equivalent conv2d, other frameworks, matrix and scatter views");
+    let mut args = convt::call::Args::new();
+    let a = array![[0.0, 0.0, 1.5], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
+        .into_shape_with_order((1, 3, 3, 1))
+        .unwrap();
+    let filt = array![[1.0, 2.0], [3.0, 4.0]]
+        .into_shape_with_order((2, 2, 1, 1))
+        .unwrap();
+    args.insert(
+        "input",
+        convt::call::Arg::Tensor(convt::call::Tensor::F64(a.into_dyn())),
+    );
+    args.insert(
+        "filters",
+        convt::call::Arg::Tensor(convt::call::Tensor::F64(filt.into_dyn())),
+    );
+    for (name, v) in [
+        ("output_shape", serde_json::json!([1, 6, 6, 1])),
+        ("strides", serde_json::json!([1, 2, 2, 1])),
+        ("padding", serde_json::json!("SAME")),
+    ] {
+        args.insert(name, convt::call::Arg::Json(v));
+    }
+    let e = convt::explain::explain("tf.nn.conv2d_transpose", &args)?;
+    for line in e.text().lines() {
+        say!("  {line}");
+    }
+    say!("\nPictures: convt explain tf.nn.conv2d_transpose input=a.npy filters=f.npy output_shape=[1,6,6,1] strides=2 padding=SAME --svg seed.svg --html seed.html");
     say!("\nEvery line above was computed by convt now; `cargo test --release` checks the same claims.");
     Ok(())
 }

@@ -50,6 +50,23 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Explain what a call does: the forward convolution behind it, the size arithmetic per
+    /// axis, the legal output sizes, the equivalent stride-1 conv2d, the call in other
+    /// frameworks, the matrix and scatter views. Arrays are optional: give shapes instead
+    /// (input_shape=[1,3,3,1]).
+    ///
+    /// Example: convt explain tf.nn.conv2d_transpose input=a.npy filters=f.npy
+    /// output_shape=[1,6,6,1] strides=2 padding=SAME --svg a.svg --html a.html
+    Explain {
+        #[command(flatten)]
+        call: CallSpec,
+        /// Also draw the pictures as an SVG file.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+        /// Also write an interactive, self-contained HTML page.
+        #[arg(long)]
+        html: Option<PathBuf>,
+    },
     /// Print the same call in TensorFlow, PyTorch and ONNX (arrays may be given as shapes:
     /// input_shape=[1,4,4,8]).
     ///
@@ -69,6 +86,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Run { call, out } => run(&call, &out),
         Command::Translate { call } => translate(&call),
+        Command::Explain { call, svg, html } => explain(&call, svg.as_deref(), html.as_deref()),
         Command::Demo => demo::run(),
     };
     match result {
@@ -109,4 +127,37 @@ fn translate(spec: &CallSpec) -> convt::Result<()> {
         say!("  convt run {}\n", t.convt_args());
     }
     Ok(())
+}
+
+fn write_file(path: &std::path::Path, text: &str) -> convt::Result<()> {
+    std::fs::write(path, text).map_err(|e| convt::ConvError::File {
+        file: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+fn explain(
+    spec: &CallSpec,
+    svg: Option<&std::path::Path>,
+    html: Option<&std::path::Path>,
+) -> convt::Result<()> {
+    let args = Args::parse_cli(&spec.args)?;
+    match convt::explain::explain(&spec.op, &args) {
+        Ok(e) => {
+            say!("{}", e.text());
+            if let Some(path) = svg {
+                write_file(path, &convt::explain::svg::render(&e)?)?;
+                say!("wrote {}", path.display());
+            }
+            if let Some(path) = html {
+                write_file(path, &convt::explain::html::page(&e)?)?;
+                say!("wrote {}", path.display());
+            }
+            Ok(())
+        }
+        Err(error) => {
+            say!("{}", convt::explain::refusal(&spec.op, &args, &error));
+            Err(error)
+        }
+    }
 }
