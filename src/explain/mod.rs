@@ -472,10 +472,15 @@ impl Explanation {
             let cells: Vec<String> = r.iter().map(|c| format!("{c:>width$}")).collect();
             writeln!(out, "    {}", cells.join(" "))?;
         }
-        if self.direction != Direction::Forward {
-            writeln!(out, "  The transposed convolution is dx = C^T dy: C^T is {ni} x {no}, column j of C^T is row j of C above.")?;
+        let what = if self.direction == Direction::Forward {
+            "the gradient with respect to x, conv2d_transpose"
         } else {
-            writeln!(out, "  Its transpose C^T ({ni} x {no}) is conv2d_transpose: the gradient with respect to x.")?;
+            "this transposed convolution, dx = C^T dy"
+        };
+        writeln!(out, "  C^T ({ni} x {no}) is {what}:")?;
+        for c in 0..ni {
+            let cells: Vec<String> = rows.iter().map(|r| format!("{:>width$}", r[c])).collect();
+            writeln!(out, "    {}", cells.join(" "))?;
         }
         Ok(())
     }
