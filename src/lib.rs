@@ -35,6 +35,7 @@
 
 #![warn(missing_docs)]
 
+pub mod autodiff;
 pub mod call;
 pub mod conv;
 pub mod element;

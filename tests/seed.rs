@@ -1,5 +1,6 @@
 //! Every claim of the seed (shared/seed/SUMMARY.md), reproduced.
 
+use convt::autodiff::Tape;
 use convt::identities::{
     self, backprop_filter_via_conv2d, backprop_input_via_conv2d, full_padding, pad, rot180,
     swap_in_out,
@@ -99,10 +100,12 @@ fn padding_strategy() -> impl Strategy<Value = tf::Padding> {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
-    /// Claim 3 on general geometries: the routes to `d_x` (conv2d of the padded,
-    /// zero-stuffed gradient with the rotated, swapped filter; conv2d_backprop_input;
-    /// conv2d_transpose with output_shape = x.shape; the reference scatter) agree, and
-    /// so do the routes to `d_w`, with strides, dilations, padding, channels and groups.
+    /// Claim 3 on general geometries: the routes to `d_x` (automatic differentiation;
+    /// conv2d of the padded, zero-stuffed gradient with the rotated, swapped filter;
+    /// conv2d_backprop_input; conv2d_transpose with output_shape = x.shape; the reference
+    /// scatter) agree, and so do the routes to `d_w` (automatic differentiation; conv2d
+    /// of x with d_out as the filter; conv2d_backprop_filter; the reference sum), with
+    /// strides, dilations, padding, channels and groups.
     #[test]
     fn all_routes_to_dx_and_dw_agree(
         h in 1usize..10, w in 1usize..10, kh in 1usize..4, kw in 1usize..4,
@@ -124,11 +127,18 @@ proptest! {
         prop_assert_eq!(&by_identity, &by_reference);
         prop_assert_eq!(&by_backprop, &by_reference);
         prop_assert_eq!(&by_transpose, &by_reference);
+        // The autodiff route: d/dx and d/dw of sum(conv2d(x, w) * d_out).
+        let tape = Tape::<f64>::new();
+        let (xv, wv, gv) = (tape.leaf(x.clone().into_dyn()), tape.leaf(filt.clone().into_dyn()), tape.leaf(d_out.clone().into_dyn()));
+        let loss = tape.sum(tape.mul(tape.conv2d(xv, wv, &p).unwrap(), gv).unwrap());
+        let grads = tape.backward(loss).unwrap();
+        prop_assert_eq!(grads.get(xv).unwrap(), &by_reference.clone().into_dyn());
 
         let f_shape: Vec<i64> = filt.shape().iter().map(|&v| v as i64).collect();
         let dw_reference = reference::backward_filter(&p, x.view(), d_out.view()).unwrap();
         let dw_backprop = tf::conv2d_backprop_filter(x.view(), &f_shape, d_out.view(), &opts).unwrap();
         prop_assert_eq!(&dw_backprop, &dw_reference);
+        prop_assert_eq!(grads.get(wv).unwrap(), &dw_reference.clone().into_dyn());
         if groups == 1 {
             let dw_identity = backprop_filter_via_conv2d(&p, x.view(), d_out.view()).unwrap();
             prop_assert_eq!(&dw_identity, &dw_reference);
