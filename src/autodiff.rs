@@ -336,12 +336,10 @@ impl<T: Element> Tape<T> {
                 Op::BiasAdd(x, b) => {
                     accumulate(&mut grads, *x, g.clone());
                     let last = g.ndim() - 1;
-                    let db = g
-                        .lanes(ndarray::Axis(last))
-                        .into_iter()
-                        .fold(ArrayD::zeros(IxDyn(&[g.shape()[last]])), |acc, lane| {
-                            acc + &lane
-                        });
+                    let mut db = ArrayD::zeros(IxDyn(&[g.shape()[last]]));
+                    for lane in g.lanes(ndarray::Axis(last)) {
+                        db += &lane;
+                    }
                     accumulate(&mut grads, *b, db);
                 }
                 Op::Relu(a) => {
