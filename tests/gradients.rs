@@ -25,6 +25,9 @@ fn random(shape: &[usize], seed: u64) -> ArrayD<f64> {
 
 type Build = dyn Fn(&Tape<f64>, &[Var]) -> convt::Result<Var>;
 
+/// A named op under test and its inputs.
+type Case = (&'static str, Box<Build>, Vec<ArrayD<f64>>);
+
 /// `loss = sum(weights * f(inputs))`; returns the largest relative error over the checked
 /// elements of every input.
 fn check(f: &Build, inputs: &[ArrayD<f64>], seed: u64) -> f64 {
@@ -69,7 +72,7 @@ fn elementwise_and_shape_ops() {
     let a = random(&[2, 3, 4, 5], 1);
     let b = random(&[2, 3, 4, 5], 2);
     let bias = random(&[5], 3);
-    let cases: Vec<(&str, Box<Build>, Vec<ArrayD<f64>>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "add",
             Box::new(|t, v| t.add(v[0], v[1])),
