@@ -44,12 +44,14 @@ pub mod explain;
 pub mod identities;
 mod kernels;
 pub mod layout;
+pub mod nn;
 pub mod onnx;
 pub mod problem;
 pub mod reference;
 pub mod tf;
 pub mod torch;
 pub mod translate;
+pub mod upsampling;
 
 pub use element::Element;
 pub use error::{ConvError, Result};

@@ -12,6 +12,7 @@ macro_rules! say {
 }
 
 mod demo;
+mod upsample;
 
 use clap::{Parser, Subcommand};
 use convt::call::{self, Args};
@@ -77,7 +78,25 @@ enum Command {
         call: CallSpec,
     },
     /// Walk through the seed's claims about conv2d_transpose with real computations.
-    Demo,
+    Demo {
+        #[command(subcommand)]
+        which: Option<DemoKind>,
+    },
+}
+
+/// The demos beyond the seed walk-through.
+#[derive(Subcommand)]
+enum DemoKind {
+    /// Learn 2x upsampling with conv2d_transpose, beat bilinear on held-out images, and
+    /// measure checkerboard artifacts.
+    Upsample {
+        /// Folder for the pictures.
+        #[arg(long, default_value = "upsample-out")]
+        out: PathBuf,
+        /// Training steps of the main network.
+        #[arg(long, default_value_t = 600)]
+        steps: usize,
+    },
 }
 
 /// Runs the command line; returns the process exit status (2 for a refused call).
@@ -87,7 +106,10 @@ pub fn main() -> i32 {
         Command::Run { call, out } => run(&call, &out),
         Command::Translate { call } => translate(&call),
         Command::Explain { call, svg, html } => explain(&call, svg.as_deref(), html.as_deref()),
-        Command::Demo => demo::run(),
+        Command::Demo { which: None } => demo::run(),
+        Command::Demo {
+            which: Some(DemoKind::Upsample { out, steps }),
+        } => upsample::run(&out, steps),
     };
     match result {
         Ok(()) => 0,
