@@ -307,6 +307,11 @@ fn signature(op: &str) -> Result<Signature> {
     })
 }
 
+/// The array arguments of `op` (e.g. `input`, `filters` for `tf.nn.conv2d`).
+pub fn array_names(op: &str) -> Result<&'static [&'static str]> {
+    Ok(signature(op)?.arrays)
+}
+
 fn check_names(op: &str, sig: &Signature, args: &Args) -> Result<()> {
     for name in args.names() {
         let base = name.strip_suffix("_shape").unwrap_or(name);

@@ -36,6 +36,7 @@
 #![warn(missing_docs)]
 
 pub mod autodiff;
+pub mod bench;
 pub mod call;
 pub mod conv;
 pub mod element;

@@ -68,6 +68,31 @@ enum Command {
         #[arg(long)]
         html: Option<PathBuf>,
     },
+    /// Time the benchmark suite (no OP), or one call in the `convt run` grammar with shapes
+    /// in place of arrays: NAME_shape=[...] makes a random array for argument NAME.
+    ///
+    /// Example: convt bench tf.nn.conv2d_transpose input_shape=[1,64,64,128]
+    /// filters_shape=[2,2,64,128] output_shape=[1,128,128,64] strides=2 padding=VALID
+    /// --threads 1 --json
+    Bench {
+        /// The op (omit to time the whole suite).
+        op: Option<String>,
+        /// Keyword arguments NAME=VALUE, arrays as NAME_shape=[...].
+        #[arg(value_name = "NAME=VALUE")]
+        args: Vec<String>,
+        /// Threads (default: 1, then all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// One machine-readable JSON line per measurement.
+        #[arg(long)]
+        json: bool,
+        /// Time float64 instead of float32.
+        #[arg(long)]
+        f64: bool,
+        /// Least seconds of repeated runs per measurement.
+        #[arg(long, default_value_t = 0.5)]
+        seconds: f64,
+    },
     /// Print the same call in TensorFlow, PyTorch and ONNX (arrays may be given as shapes:
     /// input_shape=[1,4,4,8]).
     ///
@@ -105,6 +130,14 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Run { call, out } => run(&call, &out),
         Command::Translate { call } => translate(&call),
+        Command::Bench {
+            op,
+            args,
+            threads,
+            json,
+            f64,
+            seconds,
+        } => bench(op.as_deref(), &args, threads, json, f64, seconds),
         Command::Explain { call, svg, html } => explain(&call, svg.as_deref(), html.as_deref()),
         Command::Demo { which: None } => demo::run(),
         Command::Demo {
@@ -182,4 +215,63 @@ fn explain(
             Err(error)
         }
     }
+}
+
+fn bench(
+    op: Option<&str>,
+    items: &[String],
+    threads: Option<usize>,
+    json: bool,
+    f64: bool,
+    seconds: f64,
+) -> convt::Result<()> {
+    use convt::bench;
+    let all = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let thread_counts: Vec<usize> = match threads {
+        Some(t) => vec![t],
+        None if all > 1 => vec![1, all],
+        None => vec![1],
+    };
+    let peak = bench::gemm_peak_gflops();
+    let calls: Vec<(String, String, Args)> = match op {
+        Some(op) => vec![(op.to_string(), op.to_string(), Args::parse_cli(items)?)],
+        None => bench::suite()
+            .into_iter()
+            .map(|l| (l.name.to_string(), l.op.to_string(), l.call_args()))
+            .collect(),
+    };
+    if !json {
+        say!("GEMM peak (gemm crate, f32 1024^3, one core): {peak:.1} GFLOP/s");
+    }
+    for &t in &thread_counts {
+        if !json {
+            say!(
+                "\n{t} thread(s)\n  {:<16} {:>10} {:>10} {:>14}",
+                "layer",
+                "ms",
+                "GFLOP/s",
+                "% of peak"
+            );
+        }
+        for (name, op, args) in &calls {
+            let timing = bench::time_call(op, args, t, f64, seconds)?;
+            let percent = 100.0 * timing.gflops / (peak * t as f64);
+            if json {
+                say!(
+                    "{}",
+                    serde_json::json!({"layer": name, "op": op, "threads": t, "dtype": if f64 { "float64" } else { "float32" }, "ms": timing.ms, "gflops": timing.gflops, "peak_gflops": peak, "percent_of_peak": percent})
+                );
+            } else {
+                say!(
+                    "  {name:<16} {:>10.4} {:>10.1} {:>13.0}%",
+                    timing.ms,
+                    timing.gflops,
+                    percent
+                );
+            }
+        }
+    }
+    Ok(())
 }

@@ -348,3 +348,34 @@ pub fn backward_filter<T: Element>(p: &Problem, x: &[T], dy: &[T], dw: &mut [T])
         }
     }
 }
+
+/// `c = a * b` for row-major `a` (`m x k`) and `b` (`k x n`), one thread: the product the
+/// benchmarks measure the machine's peak with.
+pub(crate) fn matmul<T: Element>(c: &mut [T], a: &[T], b: &[T], m: usize, k: usize, n: usize) {
+    let lhs = Mat {
+        data: a,
+        rows: m,
+        cols: k,
+        row_stride: k,
+        col_stride: 1,
+    };
+    let rhs = Mat {
+        data: b,
+        rows: k,
+        cols: n,
+        row_stride: n,
+        col_stride: 1,
+    };
+    gemm(
+        MatMut {
+            data: c,
+            rows: m,
+            cols: n,
+            row_stride: n,
+            col_stride: 1,
+        },
+        false,
+        lhs,
+        rhs,
+    );
+}

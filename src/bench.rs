@@ -1,0 +1,280 @@
+//! Timing: the benchmark suite of layers, timing of any call written in the `convt run`
+//! grammar (with `NAME_shape=[...]` for random arrays), and the machine's GEMM peak
+//! measured in the same run. `convt bench` and `benches/suite.rs` use it; tests never
+//! time anything.
+
+use crate::call::{self, Arg, Args, Tensor};
+use crate::error::{ConvError, Result};
+use ndarray::{ArrayD, IxDyn};
+use serde_json::{json, Value};
+use std::time::Instant;
+
+/// One layer of the benchmark suite.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    /// Short name (`T2-unet-up`).
+    pub name: &'static str,
+    /// What it is.
+    pub description: &'static str,
+    /// The op.
+    pub op: &'static str,
+    /// Its arguments (arrays as `NAME_shape`).
+    pub args: Vec<(&'static str, Value)>,
+}
+
+/// The suite of the performance issue: U-Net, DCGAN, FCN transposed convolutions, 3x3
+/// convolutions and a filter gradient (NHWC, f32).
+pub fn suite() -> Vec<Layer> {
+    let t = |name,
+             description,
+             input: [usize; 4],
+             k: usize,
+             cout: usize,
+             out: usize,
+             s: usize,
+             pad: Value| Layer {
+        name,
+        description,
+        op: "tf.nn.conv2d_transpose",
+        args: vec![
+            ("input_shape", json!(input)),
+            ("filters_shape", json!([k, k, cout, input[3]])),
+            ("output_shape", json!([input[0], out, out, cout])),
+            ("strides", json!(s)),
+            ("padding", pad),
+        ],
+    };
+    let pad1 = json!([[0, 0], [1, 1], [1, 1], [0, 0]]);
+    vec![
+        t(
+            "T1-seed",
+            "seed example 1x3x3x1 -> 6x6, k2 s2 SAME",
+            [1, 3, 3, 1],
+            2,
+            1,
+            6,
+            2,
+            json!("SAME"),
+        ),
+        t(
+            "T2-unet-up",
+            "U-Net up-conv 1x64x64x128 -> 64, k2 s2",
+            [1, 64, 64, 128],
+            2,
+            64,
+            128,
+            2,
+            json!("VALID"),
+        ),
+        t(
+            "T3-unet-deep",
+            "U-Net deep 1x32x32x256 -> 128, k2 s2",
+            [1, 32, 32, 256],
+            2,
+            128,
+            64,
+            2,
+            json!("VALID"),
+        ),
+        t(
+            "T4-dcgan",
+            "DCGAN 16x16x16x128 -> 64, k4 s2 pad 1",
+            [16, 16, 16, 128],
+            4,
+            64,
+            32,
+            2,
+            pad1.clone(),
+        ),
+        t(
+            "T5-dcgan-rgb",
+            "DCGAN to RGB 16x32x32x64 -> 3, k4 s2 pad 1",
+            [16, 32, 32, 64],
+            4,
+            3,
+            64,
+            2,
+            pad1.clone(),
+        ),
+        t(
+            "T6-s1-3x3",
+            "stride 1 1x56x56x64 -> 64, k3 SAME",
+            [1, 56, 56, 64],
+            3,
+            64,
+            56,
+            1,
+            json!("SAME"),
+        ),
+        t(
+            "T7-fcn32",
+            "FCN-32s 1x16x16x21 -> 21, k64 s32 pad 16",
+            [1, 16, 16, 21],
+            64,
+            21,
+            512,
+            32,
+            json!([[0, 0], [16, 16], [16, 16], [0, 0]]),
+        ),
+        Layer {
+            name: "C1-conv3x3",
+            description: "conv2d 3x3 1x56x56x64 -> 64 SAME",
+            op: "tf.nn.conv2d",
+            args: vec![
+                ("input_shape", json!([1, 56, 56, 64])),
+                ("filters_shape", json!([3, 3, 64, 64])),
+                ("strides", json!(1)),
+                ("padding", json!("SAME")),
+            ],
+        },
+        Layer {
+            name: "C2-conv3x3-b8",
+            description: "conv2d 3x3 8x28x28x128 -> 128 SAME",
+            op: "tf.nn.conv2d",
+            args: vec![
+                ("input_shape", json!([8, 28, 28, 128])),
+                ("filters_shape", json!([3, 3, 128, 128])),
+                ("strides", json!(1)),
+                ("padding", json!("SAME")),
+            ],
+        },
+        Layer {
+            name: "F1-dcgan-dw",
+            description: "filter gradient of T4",
+            op: "tf.raw_ops.Conv2DBackpropFilter",
+            args: vec![
+                ("input_shape", json!([16, 32, 32, 64])),
+                ("filter_sizes", json!([4, 4, 64, 128])),
+                ("out_backprop_shape", json!([16, 16, 16, 128])),
+                ("strides", json!([1, 2, 2, 1])),
+                ("padding", json!("EXPLICIT")),
+                ("explicit_paddings", json!([0, 0, 1, 1, 1, 1, 0, 0])),
+            ],
+        },
+    ]
+}
+
+impl Layer {
+    /// The layer's arguments.
+    pub fn call_args(&self) -> Args {
+        let mut args = Args::new();
+        for (name, v) in &self.args {
+            args.insert(name, Arg::Json(v.clone()));
+        }
+        args
+    }
+}
+
+/// Replaces every `NAME_shape=[...]` by a random array `NAME` of that shape (float32, or
+/// float64 with `f64`), so that the call can run.
+pub fn materialise(op: &str, args: &Args, f64: bool) -> Result<Args> {
+    call::problem(op, args)?;
+    let mut out = Args::new();
+    let mut state: u64 = 0x9e3779b97f4a7c15;
+    let arrays = call::array_names(op)?;
+    for name in args.names() {
+        let Some(base) = name.strip_suffix("_shape").filter(|b| arrays.contains(b)) else {
+            out.insert(
+                name,
+                args.get(name).cloned().unwrap_or(Arg::Json(Value::Null)),
+            );
+            continue;
+        };
+        let shape = args.shape(base)?;
+        let len = crate::problem::element_count(name, &shape)?;
+        let mut data = Vec::new();
+        data.try_reserve_exact(len)
+            .map_err(|_| ConvError::TooLarge {
+                arg: name.into(),
+                message: format!("cannot allocate {len} elements"),
+            })?;
+        for _ in 0..len {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            data.push((state >> 40) as f64 / (1u64 << 24) as f64 - 0.5);
+        }
+        let a = ArrayD::from_shape_vec(IxDyn(&shape), data).map_err(|e| ConvError::Shape {
+            arg: name.into(),
+            message: e.to_string(),
+        })?;
+        out.insert(
+            base,
+            Arg::Tensor(if f64 {
+                Tensor::F64(a)
+            } else {
+                Tensor::F32(a.mapv(|v| v as f32))
+            }),
+        );
+    }
+    Ok(out)
+}
+
+/// Median seconds of `f` over repeated runs after a warm-up (at least `min_runs` runs and
+/// `min_seconds` in all).
+pub fn median_seconds(mut f: impl FnMut(), min_runs: usize, min_seconds: f64) -> f64 {
+    f();
+    let mut times = vec![];
+    let start = Instant::now();
+    while times.len() < min_runs
+        || (start.elapsed().as_secs_f64() < min_seconds && times.len() < 10_000)
+    {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// Runs `f` on a rayon pool of `threads` threads.
+pub fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> Result<R> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .map_err(|e| ConvError::Argument {
+            arg: "--threads".into(),
+            message: e.to_string(),
+        })?;
+    Ok(pool.install(f))
+}
+
+/// One core's f32 FMA throughput as the `gemm` crate reaches it on a 1024^3 product, in
+/// GFLOP/s (the "peak" the suite's percentages refer to).
+pub fn gemm_peak_gflops() -> f64 {
+    let n = 1024;
+    let a = vec![1.0f32; n * n];
+    let b = vec![0.5f32; n * n];
+    let mut c = vec![0.0f32; n * n];
+    let seconds = median_seconds(|| crate::kernels::matmul(&mut c, &a, &b, n, n, n), 5, 0.5);
+    2.0 * (n * n * n) as f64 / seconds / 1e9
+}
+
+/// A timed call.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    /// Median milliseconds.
+    pub ms: f64,
+    /// Useful GFLOP/s (`Problem::flops` / time).
+    pub gflops: f64,
+}
+
+/// Times `op(args)` (arrays may be `NAME_shape`) on `threads` threads.
+pub fn time_call(
+    op: &str,
+    args: &Args,
+    threads: usize,
+    f64: bool,
+    min_seconds: f64,
+) -> Result<Timing> {
+    let (p, _) = call::problem(op, args)?;
+    let args = materialise(op, args, f64)?;
+    call::run(op, &args)?;
+    let seconds = with_threads(threads, || {
+        median_seconds(|| drop(call::run(op, &args)), 5, min_seconds)
+    })?;
+    Ok(Timing {
+        ms: seconds * 1e3,
+        gflops: p.flops() / seconds / 1e9,
+    })
+}

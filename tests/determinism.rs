@@ -1,0 +1,98 @@
+//! Results do not depend on the thread count, and many threads calling the library at
+//! once get identical, correct results.
+
+use convt::bench::with_threads;
+use convt::problem::{Axis, AxisPadding, Problem, Taps};
+use convt::{conv, reference};
+use ndarray::Array4;
+
+fn random(shape: [usize; 4], seed: u64) -> Array4<f32> {
+    let mut state = seed | 1;
+    Array4::from_shape_fn(shape, |_| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % 2000) as f32 / 1000.0 - 1.0
+    })
+}
+
+/// Problems big enough to be split into many tasks and partial sums.
+fn problems() -> Vec<Problem> {
+    let mut all = vec![];
+    for (i, k, s, c, o, n) in [
+        (33, 3, 1, 24, 40, 2),
+        (40, 4, 2, 64, 32, 4),
+        (17, 5, 3, 12, 10, 3),
+        (64, 2, 2, 16, 8, 2),
+    ] {
+        let a = Axis::forward("h", i, Taps::new(k, s, 1), AxisPadding::SameUpper).unwrap();
+        all.push(Problem::new(n, c, o, 1, a, a).unwrap());
+    }
+    all
+}
+
+#[test]
+fn bitwise_identical_for_any_thread_count() {
+    for p in problems() {
+        let x = random(p.input_shape(), 1);
+        let w = random(p.filter_shape(), 2);
+        let dy = random(p.output_shape(), 3);
+        let run = |threads| {
+            with_threads(threads, || {
+                (
+                    conv::forward(&p, x.view(), w.view()).unwrap(),
+                    conv::backward_data(&p, dy.view(), w.view()).unwrap(),
+                    conv::backward_filter(&p, x.view(), dy.view()).unwrap(),
+                )
+            })
+            .unwrap()
+        };
+        let one = run(1);
+        for threads in [2, 3, 4, 7] {
+            let many = run(threads);
+            // Bitwise: compare the bit patterns, not the values.
+            for (a, b) in [(&one.0, &many.0), (&one.1, &many.1), (&one.2, &many.2)] {
+                assert!(
+                    a.iter()
+                        .zip(b.iter())
+                        .all(|(u, v)| u.to_bits() == v.to_bits()),
+                    "{threads} threads differ on {p:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn concurrent_callers_get_identical_correct_results() {
+    let p = problems()[1];
+    let x = random(p.input_shape(), 4);
+    let w = random(p.filter_shape(), 5);
+    let expected = conv::forward(&p, x.view(), w.view()).unwrap();
+    let x64 = x.mapv(f64::from);
+    let w64 = w.mapv(f64::from);
+    let exact = reference::forward(&p, x64.view(), w64.view()).unwrap();
+    assert!(expected
+        .iter()
+        .zip(&exact)
+        .all(|(a, b)| (*a as f64 - b).abs() < 1e-4 * b.abs().max(1.0)));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    (0..5)
+                        .map(|_| conv::forward(&p, x.view(), w.view()).unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            for y in h.join().unwrap() {
+                assert!(y
+                    .iter()
+                    .zip(&expected)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()));
+            }
+        }
+    });
+}
