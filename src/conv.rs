@@ -19,6 +19,7 @@
 use crate::element::Element;
 use crate::error::{ConvError, Result};
 use crate::kernels;
+pub use crate::kernels::DataPlan;
 use crate::problem::{element_count, Problem};
 use ndarray::{Array4, ArrayView4};
 
@@ -78,6 +79,28 @@ pub fn backward_data<T: Element>(
     let (dy, w) = (dy.as_standard_layout(), w.as_standard_layout());
     let mut dx = try_zeros("output", p.input_shape())?;
     kernels::backward_data(
+        p,
+        slice(&dy),
+        slice(&w),
+        dx.as_slice_mut().unwrap_or_default(),
+    );
+    Ok(dx)
+}
+
+/// [`backward_data`] with a chosen algorithm (for tests and benchmarks; results agree
+/// with the reference whatever the plan).
+pub fn backward_data_with<T: Element>(
+    plan: DataPlan,
+    p: &Problem,
+    dy: ArrayView4<T>,
+    w: ArrayView4<T>,
+) -> Result<Array4<T>> {
+    check("out_backprop", dy.shape(), p.output_shape())?;
+    check("filter", w.shape(), p.filter_shape())?;
+    let (dy, w) = (dy.as_standard_layout(), w.as_standard_layout());
+    let mut dx = try_zeros("output", p.input_shape())?;
+    kernels::backward_data_with(
+        plan,
         p,
         slice(&dy),
         slice(&w),

@@ -1,6 +1,7 @@
 //! Every kernel direction against the reference loops over random geometries.
 //! Data are small integers, so f64 sums are exact and comparisons need no tolerance.
 
+use convt::conv::DataPlan;
 use convt::problem::{Axis, AxisPadding, Problem, Taps};
 use convt::{conv, reference};
 use ndarray::Array4;
@@ -57,7 +58,10 @@ proptest! {
         let f = ints(p.filter_shape(), seed ^ 1);
         let dy = ints(p.output_shape(), seed ^ 2);
         prop_assert_eq!(conv::forward(&p, x.view(), f.view()).unwrap(), reference::forward(&p, x.view(), f.view()).unwrap());
-        prop_assert_eq!(conv::backward_data(&p, dy.view(), f.view()).unwrap(), reference::backward_data(&p, dy.view(), f.view()).unwrap());
+        let expected = reference::backward_data(&p, dy.view(), f.view()).unwrap();
+        for plan in [DataPlan::Phases, DataPlan::Col2im] {
+            prop_assert_eq!(&conv::backward_data_with(plan, &p, dy.view(), f.view()).unwrap(), &expected, "{:?}", plan);
+        }
         prop_assert_eq!(conv::backward_filter(&p, x.view(), dy.view()).unwrap(), reference::backward_filter(&p, x.view(), dy.view()).unwrap());
     }
 }

@@ -194,9 +194,137 @@ fn pack_phases<T: Element>(p: &Problem, w: &[T]) -> Vec<Phase<T>> {
     phases
 }
 
-/// `dx = conv^T(dy, w)`, the input gradient / transposed convolution, by stride phases.
-/// `dx` must be zero-filled, of length `N*IH*IW*Cin`.
+/// How [`backward_data`] computes: by stride phases, or by one GEMM per image into a
+/// column buffer followed by a gather (for narrow outputs, where the phases' GEMMs would be
+/// only a few columns wide).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataPlan {
+    /// Stride-phase decomposition: a GEMM per (output line, width phase, group).
+    Phases,
+    /// `Z = dy * W^T` per image (all kernel taps at once), then each output gathers its
+    /// taps from `Z`.
+    Col2im,
+}
+
+/// Largest column buffer (elements per image) of the [`DataPlan::Col2im`] plan.
+const COL2IM_MAX_ELEMENTS: usize = 1 << 20;
+
+impl DataPlan {
+    /// The plan [`backward_data`] uses for `p`.
+    pub fn choose(p: &Problem) -> DataPlan {
+        let z =
+            p.height.output * p.width.output * p.height.kernel * p.width.kernel * p.in_per_group();
+        if p.in_per_group() < 16 && p.out_per_group() >= 16 && z <= COL2IM_MAX_ELEMENTS {
+            DataPlan::Col2im
+        } else {
+            DataPlan::Phases
+        }
+    }
+}
+
+/// `dx = conv^T(dy, w)`, the input gradient / transposed convolution, with the plan
+/// [`DataPlan::choose`] picks. `dx` must be zero-filled, of length `N*IH*IW*Cin`.
 pub fn backward_data<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]) {
+    backward_data_with(DataPlan::choose(p), p, dy, w, dx)
+}
+
+/// [`backward_data`] with a given plan.
+pub fn backward_data_with<T: Element>(
+    plan: DataPlan,
+    p: &Problem,
+    dy: &[T],
+    w: &[T],
+    dx: &mut [T],
+) {
+    match plan {
+        DataPlan::Phases => backward_data_phases(p, dy, w, dx),
+        DataPlan::Col2im => backward_data_col2im(p, dy, w, dx),
+    }
+}
+
+fn backward_data_col2im<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]) {
+    let (h, wd) = (p.height, p.width);
+    let (cin, cout, cg, og) = (
+        p.in_channels,
+        p.out_channels,
+        p.in_per_group(),
+        p.out_per_group(),
+    );
+    if dx.is_empty() || cg == 0 || og == 0 || dy.is_empty() {
+        return;
+    }
+    let pixels = h.output * wd.output;
+    let zdim = h.kernel * wd.kernel * cg;
+    dx.par_chunks_mut(h.input * wd.input * cin)
+        .enumerate()
+        .for_each(|(n, dx_image)| {
+            let mut z = vec![T::zero(); pixels * zdim];
+            let dy_image = &dy[n * pixels * cout..(n + 1) * pixels * cout];
+            for g in 0..p.groups {
+                // Z[(oh, ow), (kh, kw, ci)] = sum_m dy[n, oh, ow, g*Og + m] * w[kh, kw, ci, g*Og + m].
+                let lhs = Mat {
+                    data: &dy_image[g * og..],
+                    rows: pixels,
+                    cols: og,
+                    row_stride: cout,
+                    col_stride: 1,
+                };
+                let rhs = Mat {
+                    data: &w[g * og..],
+                    rows: og,
+                    cols: zdim,
+                    row_stride: 1,
+                    col_stride: cout,
+                };
+                gemm(
+                    MatMut {
+                        data: &mut z,
+                        rows: pixels,
+                        cols: zdim,
+                        row_stride: zdim,
+                        col_stride: 1,
+                    },
+                    false,
+                    lhs,
+                    rhs,
+                );
+                // Each output position gathers the taps that land on it, in a fixed order.
+                for ih in 0..h.input {
+                    let hpos = ih + h.pad_before;
+                    for kh in 0..h.kernel {
+                        let Some(off) = hpos.checked_sub(kh * h.dilation) else {
+                            break;
+                        };
+                        if off % h.stride != 0 || off / h.stride >= h.output {
+                            continue;
+                        }
+                        let oh = off / h.stride;
+                        for iw in 0..wd.input {
+                            let wpos = iw + wd.pad_before;
+                            let out = &mut dx_image[(ih * wd.input + iw) * cin + g * cg..][..cg];
+                            for kw in 0..wd.kernel {
+                                let Some(off) = wpos.checked_sub(kw * wd.dilation) else {
+                                    break;
+                                };
+                                if off % wd.stride != 0 || off / wd.stride >= wd.output {
+                                    continue;
+                                }
+                                let ow = off / wd.stride;
+                                let src = &z
+                                    [(oh * wd.output + ow) * zdim + (kh * wd.kernel + kw) * cg..]
+                                    [..cg];
+                                for (o, &v) in out.iter_mut().zip(src) {
+                                    *o += v;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+}
+
+fn backward_data_phases<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]) {
     let (h, wd) = (p.height, p.width);
     let (cin, cout, cg, og) = (
         p.in_channels,

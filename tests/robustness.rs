@@ -1,0 +1,223 @@
+//! NaN and Inf propagate exactly as far as the definition says, f32 errors are bounded,
+//! and damaged or unusual `.npy` files are read or refused with a clear error.
+
+use convt::call::Tensor;
+use convt::conv::{self, DataPlan};
+use convt::problem::{Axis, AxisPadding, Problem, Taps};
+use convt::reference;
+use ndarray::Array4;
+use proptest::prelude::*;
+use std::path::PathBuf;
+
+fn random(shape: [usize; 4], seed: u64) -> Array4<f64> {
+    let mut state = seed | 1;
+    Array4::from_shape_fn(shape, |_| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % 2000) as f64 / 1000.0 - 1.0
+    })
+}
+
+fn problem(
+    i: usize,
+    k: usize,
+    s: usize,
+    d: usize,
+    pb: usize,
+    pa: usize,
+    c: usize,
+    o: usize,
+) -> Option<Problem> {
+    let a = Axis::forward(
+        "h",
+        i,
+        Taps::new(k, s, d),
+        AxisPadding::Explicit {
+            before: pb,
+            after: pa,
+        },
+    )
+    .ok()?;
+    Problem::new(2, c, o, 1, a, a).ok()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(150))]
+    /// One NaN (or Inf) input element makes exactly the outputs connected to it non-finite,
+    /// in every direction and plan: the connection pattern comes from the reference with
+    /// positive data (taps that land in the padding of a transposed call are dropped, as
+    /// every framework drops them).
+    #[test]
+    fn non_finite_values_reach_exactly_the_connected_outputs(
+        i in 3usize..9, k in 1usize..4, s in 1usize..3, d in 1usize..3, pb in 0usize..2, pa in 0usize..2,
+        c in 1usize..20, o in 1usize..20, at in any::<prop::sample::Index>(), inf in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let Some(p) = problem(i, k, s, d, pb, pa, c, o) else { return Ok(()) };
+        let bad = if inf { f64::INFINITY } else { f64::NAN };
+        let w = random(p.filter_shape(), seed);
+        let ones_w = Array4::from_elem(p.filter_shape(), 1.0);
+        // Forward: poison x.
+        let mut x = random(p.input_shape(), seed ^ 1);
+        let mut marker = Array4::zeros(p.input_shape());
+        let idx = at.index(x.len());
+        x.as_slice_mut().unwrap()[idx] = bad;
+        marker.as_slice_mut().unwrap()[idx] = 1.0;
+        let touched = reference::forward(&p, marker.view(), ones_w.view()).unwrap();
+        let y = conv::forward(&p, x.view(), w.view()).unwrap();
+        for (v, t) in y.iter().zip(&touched) {
+            prop_assert_eq!(!v.is_finite(), *t != 0.0);
+        }
+        // Transposed: poison dy, every plan.
+        let mut dy = random(p.output_shape(), seed ^ 2);
+        let mut marker = Array4::zeros(p.output_shape());
+        let idx = at.index(dy.len());
+        dy.as_slice_mut().unwrap()[idx] = bad;
+        marker.as_slice_mut().unwrap()[idx] = 1.0;
+        let touched = reference::backward_data(&p, marker.view(), ones_w.view()).unwrap();
+        for plan in [DataPlan::Phases, DataPlan::Col2im] {
+            let dx = conv::backward_data_with(plan, &p, dy.view(), w.view()).unwrap();
+            for (v, t) in dx.iter().zip(&touched) {
+                prop_assert_eq!(!v.is_finite(), *t != 0.0, "{:?}", plan);
+            }
+        }
+        // Filter gradient: as in TensorFlow and PyTorch (im2col with explicit zero
+        // padding, 0 * NaN = NaN), a non-finite dy element reaches every tap of its output
+        // channel, also where the tap reads padding.
+        let x = random(p.input_shape(), seed ^ 3);
+        let channel = idx % p.out_channels;
+        let dw = conv::backward_filter(&p, x.view(), dy.view()).unwrap();
+        for ((_, _, _, co), v) in dw.indexed_iter() {
+            prop_assert_eq!(!v.is_finite(), co == channel);
+        }
+    }
+}
+
+/// f64 kernels agree with the reference to 1e-12 relative; the f32 kernels' error
+/// against the f64 reference stays within a few units of f32 rounding times sqrt(terms).
+#[test]
+fn floating_point_error_is_bounded() {
+    let mut worst32: f64 = 0.0;
+    for (seed, (i, k, s, c, o)) in [
+        (8, 3, 1, 64, 32),
+        (16, 4, 2, 128, 64),
+        (12, 5, 3, 48, 8),
+        (20, 2, 2, 96, 3),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let p = problem(i, k, s, 1, 1, 1, c, o).unwrap();
+        let terms = (k * k * c).max(p.batch * p.height.output * p.width.output) as f64;
+        let (x, w, dy) = (
+            random(p.input_shape(), seed as u64),
+            random(p.filter_shape(), 7),
+            random(p.output_shape(), 9),
+        );
+        let exact = [
+            reference::forward(&p, x.view(), w.view()).unwrap(),
+            reference::backward_data(&p, dy.view(), w.view()).unwrap(),
+            reference::backward_filter(&p, x.view(), dy.view()).unwrap(),
+        ];
+        let f64s = [
+            conv::forward(&p, x.view(), w.view()).unwrap(),
+            conv::backward_data(&p, dy.view(), w.view()).unwrap(),
+            conv::backward_filter(&p, x.view(), dy.view()).unwrap(),
+        ];
+        let (x32, w32, dy32) = (
+            x.mapv(|v| v as f32),
+            w.mapv(|v| v as f32),
+            dy.mapv(|v| v as f32),
+        );
+        let f32s = [
+            conv::forward(&p, x32.view(), w32.view()).unwrap(),
+            conv::backward_data(&p, dy32.view(), w32.view()).unwrap(),
+            conv::backward_filter(&p, x32.view(), dy32.view()).unwrap(),
+        ];
+        for d in 0..3 {
+            for ((e, a), b) in exact[d].iter().zip(&f64s[d]).zip(&f32s[d]) {
+                assert!(
+                    (e - a).abs() <= 1e-12 * e.abs().max(1.0),
+                    "f64 direction {d}: {a} vs {e}"
+                );
+                let err = (e - *b as f64).abs() / (terms.sqrt() * f32::EPSILON as f64);
+                worst32 = worst32.max(err);
+            }
+        }
+    }
+    assert!(worst32 < 8.0, "f32 error {worst32} x sqrt(terms) x eps");
+}
+
+fn npy(descr: &str, fortran: bool, shape: &str, payload: &[u8]) -> Vec<u8> {
+    let mut header = format!(
+        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
+        if fortran { "True" } else { "False" }
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((header.len() as u16).to_le_bytes());
+    out.extend(header.as_bytes());
+    out.extend(payload);
+    out
+}
+
+fn write(name: &str, bytes: &[u8]) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("convt-npy-{}-{name}.npy", std::process::id()));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn npy_files_are_read_or_refused_clearly() {
+    let values: Vec<f32> = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+    let le: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let be: Vec<u8> = values.iter().flat_map(|v| v.to_be_bytes()).collect();
+    // Little- and big-endian, C and Fortran order: the same 2x3 array.
+    let c = Tensor::read_npy(&write("le", &npy("<f4", false, "(2, 3)", &le))).unwrap();
+    assert_eq!(
+        Tensor::read_npy(&write("be", &npy(">f4", false, "(2, 3)", &be))).unwrap(),
+        c
+    );
+    let fortran_payload: Vec<u8> = [1.0f32, 4.0, 2.0, 5.0, 3.0, 6.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let f = Tensor::read_npy(&write(
+        "fortran",
+        &npy("<f4", true, "(2, 3)", &fortran_payload),
+    ))
+    .unwrap();
+    let (Tensor::F32(c), Tensor::F32(f)) = (c, f) else {
+        panic!("float32 expected")
+    };
+    assert_eq!(c, f);
+    // Refusals name the file and the problem.
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("truncated", npy("<f4", false, "(2, 3)", &le[..10]), ""),
+        ("lying", npy("<f4", false, "(100, 3)", &le), ""),
+        (
+            "ints",
+            npy("<i4", false, "(2, 3)", &le),
+            "unsupported dtype",
+        ),
+        ("garbage", b"not a numpy file at all".to_vec(), ""),
+        ("empty", vec![], ""),
+    ];
+    for (name, bytes, needle) in cases {
+        let path = write(name, &bytes);
+        let err = Tensor::read_npy(&path).expect_err(name).to_string();
+        assert!(
+            err.contains(&path.display().to_string()) && err.contains(needle),
+            "{name}: {err}"
+        );
+        std::fs::remove_file(&path).ok();
+    }
+    let missing = std::env::temp_dir().join("convt-no-such-file.npy");
+    assert!(Tensor::read_npy(&missing)
+        .unwrap_err()
+        .to_string()
+        .contains("convt-no-such-file.npy"));
+}
