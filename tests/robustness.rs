@@ -19,16 +19,14 @@ fn random(shape: [usize; 4], seed: u64) -> Array4<f64> {
     })
 }
 
+/// A problem with one axis shape `(input, kernel, stride, dilation, pad before, pad
+/// after)` for both axes, `c` input and `o` output channels.
 fn problem(
-    i: usize,
-    k: usize,
-    s: usize,
-    d: usize,
-    pb: usize,
-    pa: usize,
+    axis: (usize, usize, usize, usize, usize, usize),
     c: usize,
     o: usize,
 ) -> Option<Problem> {
+    let (i, k, s, d, pb, pa) = axis;
     let a = Axis::forward(
         "h",
         i,
@@ -53,7 +51,7 @@ proptest! {
         i in 3usize..9, k in 1usize..4, s in 1usize..3, d in 1usize..3, pb in 0usize..2, pa in 0usize..2,
         c in 1usize..20, o in 1usize..20, at in any::<prop::sample::Index>(), inf in any::<bool>(), seed in any::<u64>(),
     ) {
-        let Some(p) = problem(i, k, s, d, pb, pa, c, o) else { return Ok(()) };
+        let Some(p) = problem((i, k, s, d, pb, pa), c, o) else { return Ok(()) };
         let bad = if inf { f64::INFINITY } else { f64::NAN };
         let w = random(p.filter_shape(), seed);
         let ones_w = Array4::from_elem(p.filter_shape(), 1.0);
@@ -107,7 +105,7 @@ fn floating_point_error_is_bounded() {
     .into_iter()
     .enumerate()
     {
-        let p = problem(i, k, s, 1, 1, 1, c, o).unwrap();
+        let p = problem((i, k, s, 1, 1, 1), c, o).unwrap();
         let terms = (k * k * c).max(p.batch * p.height.output * p.width.output) as f64;
         let (x, w, dy) = (
             random(p.input_shape(), seed as u64),
