@@ -24,10 +24,20 @@ fn problems() -> Vec<Problem> {
         (40, 4, 2, 64, 32, 4),
         (17, 5, 3, 12, 10, 3),
         (64, 2, 2, 16, 8, 2),
+        (128, 2, 2, 16, 32, 2),
     ] {
         let a = Axis::forward("h", i, Taps::new(k, s, 1), AxisPadding::SameUpper).unwrap();
         all.push(Problem::new(n, c, o, 1, a, a).unwrap());
     }
+    // Both backward-data plans are among them (the last one takes the banded col2im plan).
+    assert_eq!(
+        convt::conv::DataPlan::choose(&all[4]),
+        convt::conv::DataPlan::Col2im
+    );
+    assert_eq!(
+        convt::conv::DataPlan::choose(&all[1]),
+        convt::conv::DataPlan::Phases
+    );
     all
 }
 

@@ -70,7 +70,13 @@ proptest! {
 /// filter-gradient tiles end mid-image and the filter gradient sums several partials.
 #[test]
 fn large_problems_cross_tile_boundaries() {
-    for (i, k, s, c) in [(37, 3, 1, 19), (40, 4, 2, 33), (23, 5, 3, 40)] {
+    for (i, k, s, c) in [
+        (37, 3, 1, 19),
+        (40, 4, 2, 33),
+        (23, 5, 3, 40),
+        (128, 2, 2, 17),
+        (90, 3, 3, 18),
+    ] {
         let a = Axis::forward("h", i, Taps::new(k, s, 1), AxisPadding::SameUpper).unwrap();
         let p = Problem::new(2, c, c + 3, 1, a, a).unwrap();
         let x = ints(p.input_shape(), 7);

@@ -194,9 +194,9 @@ fn pack_phases<T: Element>(p: &Problem, w: &[T]) -> Vec<Phase<T>> {
     phases
 }
 
-/// How [`backward_data`] computes: by stride phases, or by one GEMM per image into a
-/// column buffer followed by a gather (for narrow outputs, where the phases' GEMMs would be
-/// only a few columns wide).
+/// How [`backward_data`] computes: by stride phases, or by a GEMM into a column buffer
+/// followed by a gather (for narrow outputs, where the phases' GEMMs would be only a few
+/// columns wide, and for kernels that do not overlap themselves, such as U-Net's k2 s2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataPlan {
     /// Stride-phase decomposition: a GEMM per (output line, width phase, group).
@@ -214,7 +214,12 @@ impl DataPlan {
     pub fn choose(p: &Problem) -> DataPlan {
         let z =
             p.height.output * p.width.output * p.height.kernel * p.width.kernel * p.in_per_group();
-        if p.in_per_group() < 16 && p.out_per_group() >= 16 && z <= COL2IM_MAX_ELEMENTS {
+        let no_overlap = p.height.effective_kernel() <= p.height.stride
+            && p.width.effective_kernel() <= p.width.stride;
+        if (p.in_per_group() < 16 || no_overlap)
+            && p.out_per_group() >= 16
+            && z <= COL2IM_MAX_ELEMENTS
+        {
             DataPlan::Col2im
         } else {
             DataPlan::Phases
@@ -250,77 +255,105 @@ fn backward_data_col2im<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]
         p.in_per_group(),
         p.out_per_group(),
     );
-    if dx.is_empty() || cg == 0 || og == 0 || dy.is_empty() {
+    if dx.is_empty() || cg == 0 || og == 0 || dy.is_empty() || h.input == 0 || wd.input == 0 {
         return;
     }
     let pixels = h.output * wd.output;
     let zdim = h.kernel * wd.kernel * cg;
+    // Bands of output rows: when taps do not overlap (effective kernel <= stride) every
+    // dy row feeds one band only, so bands cost nothing extra; otherwise one band per
+    // image. The band size depends on the problem only, never on the thread count.
+    // Each band's GEMM gets at least 512 rows (dy pixels) where the image has them.
+    let band_rows = h
+        .output
+        .div_ceil(8)
+        .max(512usize.div_ceil(wd.output.max(1)))
+        .max(1);
+    let band = if h.effective_kernel() <= h.stride {
+        (h.stride * band_rows).min(h.input)
+    } else {
+        h.input
+    };
     dx.par_chunks_mut(h.input * wd.input * cin)
         .enumerate()
         .for_each(|(n, dx_image)| {
-            let mut z = vec![T::zero(); pixels * zdim];
             let dy_image = &dy[n * pixels * cout..(n + 1) * pixels * cout];
-            for g in 0..p.groups {
-                // Z[(oh, ow), (kh, kw, ci)] = sum_m dy[n, oh, ow, g*Og + m] * w[kh, kw, ci, g*Og + m].
-                let lhs = Mat {
-                    data: &dy_image[g * og..],
-                    rows: pixels,
-                    cols: og,
-                    row_stride: cout,
-                    col_stride: 1,
-                };
-                let rhs = Mat {
-                    data: &w[g * og..],
-                    rows: og,
-                    cols: zdim,
-                    row_stride: 1,
-                    col_stride: cout,
-                };
-                gemm(
-                    MatMut {
-                        data: &mut z,
-                        rows: pixels,
-                        cols: zdim,
-                        row_stride: zdim,
-                        col_stride: 1,
-                    },
-                    false,
-                    lhs,
-                    rhs,
-                );
-                // Each output position gathers the taps that land on it, in a fixed order.
-                for ih in 0..h.input {
-                    let hpos = ih + h.pad_before;
-                    for kh in 0..h.kernel {
-                        let Some(off) = hpos.checked_sub(kh * h.dilation) else {
-                            break;
+            dx_image
+                .par_chunks_mut(band * wd.input * cin)
+                .enumerate()
+                .for_each(|(b, dx_band)| {
+                    let ih_lo = b * band;
+                    let ih_hi = ih_lo + dx_band.len() / (wd.input * cin);
+                    // dy rows whose taps reach the band.
+                    let reach = (ih_lo + h.pad_before).saturating_sub((h.kernel - 1) * h.dilation);
+                    let oh_lo = reach.div_ceil(h.stride);
+                    let oh_hi = ((ih_hi - 1 + h.pad_before) / h.stride + 1).min(h.output);
+                    if oh_lo >= oh_hi {
+                        return;
+                    }
+                    let rows = (oh_hi - oh_lo) * wd.output;
+                    let mut z = vec![T::zero(); rows * zdim];
+                    for g in 0..p.groups {
+                        // Z[(oh, ow), (kh, kw, ci)] = sum_m dy[n, oh, ow, g*Og + m] * w[kh, kw, ci, g*Og + m].
+                        let lhs = Mat {
+                            data: &dy_image[oh_lo * wd.output * cout + g * og..],
+                            rows,
+                            cols: og,
+                            row_stride: cout,
+                            col_stride: 1,
                         };
-                        if off % h.stride != 0 || off / h.stride >= h.output {
-                            continue;
-                        }
-                        let oh = off / h.stride;
-                        for iw in 0..wd.input {
-                            let wpos = iw + wd.pad_before;
-                            let out = &mut dx_image[(ih * wd.input + iw) * cin + g * cg..][..cg];
-                            for kw in 0..wd.kernel {
-                                let Some(off) = wpos.checked_sub(kw * wd.dilation) else {
+                        let rhs = Mat {
+                            data: &w[g * og..],
+                            rows: og,
+                            cols: zdim,
+                            row_stride: 1,
+                            col_stride: cout,
+                        };
+                        gemm(
+                            MatMut {
+                                data: &mut z,
+                                rows,
+                                cols: zdim,
+                                row_stride: zdim,
+                                col_stride: 1,
+                            },
+                            false,
+                            lhs,
+                            rhs,
+                        );
+                        // Each output position gathers the taps that land on it, in a fixed order.
+                        for ih in ih_lo..ih_hi {
+                            let hpos = ih + h.pad_before;
+                            for kh in 0..h.kernel {
+                                let Some(off) = hpos.checked_sub(kh * h.dilation) else {
                                     break;
                                 };
-                                if off % wd.stride != 0 || off / wd.stride >= wd.output {
+                                if off % h.stride != 0 || off / h.stride >= oh_hi {
                                     continue;
                                 }
-                                let ow = off / wd.stride;
-                                let src = &z
-                                    [(oh * wd.output + ow) * zdim + (kh * wd.kernel + kw) * cg..]
-                                    [..cg];
-                                for (o, &v) in out.iter_mut().zip(src) {
-                                    *o += v;
+                                let zrow = (off / h.stride - oh_lo) * wd.output;
+                                for iw in 0..wd.input {
+                                    let wpos = iw + wd.pad_before;
+                                    let out = &mut dx_band
+                                        [((ih - ih_lo) * wd.input + iw) * cin + g * cg..][..cg];
+                                    for kw in 0..wd.kernel {
+                                        let Some(off) = wpos.checked_sub(kw * wd.dilation) else {
+                                            break;
+                                        };
+                                        if off % wd.stride != 0 || off / wd.stride >= wd.output {
+                                            continue;
+                                        }
+                                        let src = &z[(zrow + off / wd.stride) * zdim
+                                            + (kh * wd.kernel + kw) * cg..][..cg];
+                                        for (o, &v) in out.iter_mut().zip(src) {
+                                            *o += v;
+                                        }
+                                    }
                                 }
                             }
                         }
                     }
-                }
-            }
+                });
         });
 }
 
