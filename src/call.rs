@@ -53,17 +53,25 @@ impl Tensor {
 
     /// Reads a `.npy` file of `float32` or `float64` (either byte order, C or Fortran order).
     pub fn read_npy(path: &Path) -> Result<Tensor> {
-        let file_error = |message: String| ConvError::File {
+        let bytes = std::fs::read(path).map_err(|e| ConvError::File {
             file: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Tensor::from_npy_bytes(&bytes, &path.display().to_string())
+    }
+
+    /// Parses the bytes of a `.npy` file; `name` names it in errors.
+    pub fn from_npy_bytes(bytes: &[u8], name: &str) -> Result<Tensor> {
+        let file_error = |message: String| ConvError::File {
+            file: name.to_string(),
             message,
         };
-        let bytes = std::fs::read(path).map_err(|e| file_error(e.to_string()))?;
-        match ndarray_npy::ReadNpyExt::read_npy(&bytes[..]) {
+        match ndarray_npy::ReadNpyExt::read_npy(bytes) {
             Ok(a) => return Ok(Tensor::F32(a)),
             Err(ndarray_npy::ReadNpyError::WrongDescriptor(_)) => {}
             Err(e) => return Err(file_error(format!("not a readable .npy array: {e}"))),
         }
-        match ndarray_npy::ReadNpyExt::read_npy(&bytes[..]) {
+        match ndarray_npy::ReadNpyExt::read_npy(bytes) {
             Ok(a) => Ok(Tensor::F64(a)),
             Err(ndarray_npy::ReadNpyError::WrongDescriptor(d)) => Err(file_error(format!(
                 "unsupported dtype {d}; legal: float32 ('<f4', '>f4') or float64 ('<f8', '>f8')"

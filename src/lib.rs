@@ -57,4 +57,6 @@ pub mod upsampling;
 pub use element::Element;
 pub use error::{ConvError, Result};
 pub use layout::DataFormat;
+/// The array crate of convt's API, re-exported so callers use the same version.
+pub use ndarray;
 pub use problem::{Axis, AxisPadding, Direction, Problem};

@@ -114,3 +114,61 @@ pub fn backward_filter<T: Element>(
     }
     Ok(dw)
 }
+
+/// A call by name (`convt::call` conventions) computed with the loops above, in f64, in
+/// canonical layout (NHWC data, HWIO filter gradient), bias included: the oracle for
+/// fuzzing and for tests of the fronts.
+pub fn call(op: &str, args: &crate::call::Args) -> Result<ndarray::ArrayD<f64>> {
+    use crate::call::Tensor;
+    use crate::problem::Direction;
+    let (p, direction) = crate::call::problem(op, args)?;
+    let arrays = crate::translate::canonical(op, args)?;
+    let f64s = |t: &Tensor| -> Result<Array4<f64>> {
+        let a = match t {
+            Tensor::F32(a) => a.mapv(f64::from),
+            Tensor::F64(a) => a.clone(),
+        };
+        a.into_dimensionality().map_err(|e| ConvError::Shape {
+            arg: "array".into(),
+            message: e.to_string(),
+        })
+    };
+    let missing = |arg: &str| ConvError::Argument {
+        arg: arg.into(),
+        message: "is required (an array)".into(),
+    };
+    let data = f64s(&arrays.data)?;
+    let mut y = match direction {
+        Direction::Forward => forward(
+            &p,
+            data.view(),
+            f64s(arrays.filter.as_ref().ok_or_else(|| missing("filter"))?)?.view(),
+        )?,
+        Direction::BackwardData => backward_data(
+            &p,
+            data.view(),
+            f64s(arrays.filter.as_ref().ok_or_else(|| missing("filter"))?)?.view(),
+        )?,
+        Direction::BackwardFilter => backward_filter(
+            &p,
+            data.view(),
+            f64s(
+                arrays
+                    .grad
+                    .as_ref()
+                    .ok_or_else(|| missing("out_backprop"))?,
+            )?
+            .view(),
+        )?,
+    };
+    if let Some(b) = &arrays.bias {
+        let b = match b {
+            Tensor::F32(a) => a.mapv(f64::from),
+            Tensor::F64(a) => a.clone(),
+        };
+        for mut lane in y.lanes_mut(ndarray::Axis(3)) {
+            lane += &b;
+        }
+    }
+    Ok(y.into_dyn())
+}
