@@ -25,6 +25,7 @@ fn problems() -> Vec<Problem> {
         (17, 5, 3, 12, 10, 3),
         (64, 2, 2, 16, 8, 2),
         (128, 2, 2, 16, 32, 2),
+        (64, 8, 4, 8, 8, 2),
     ] {
         let a = Axis::forward("h", i, Taps::new(k, s, 1), AxisPadding::SameUpper).unwrap();
         all.push(Problem::new(n, c, o, 1, a, a).unwrap());

@@ -59,7 +59,7 @@ proptest! {
         let dy = ints(p.output_shape(), seed ^ 2);
         prop_assert_eq!(conv::forward(&p, x.view(), f.view()).unwrap(), reference::forward(&p, x.view(), f.view()).unwrap());
         let expected = reference::backward_data(&p, dy.view(), f.view()).unwrap();
-        for plan in [DataPlan::Phases, DataPlan::Col2im] {
+        for plan in [DataPlan::Phases, DataPlan::Col2im, DataPlan::PhaseMajor] {
             prop_assert_eq!(&conv::backward_data_with(plan, &p, dy.view(), f.view()).unwrap(), &expected, "{:?}", plan);
         }
         prop_assert_eq!(conv::backward_filter(&p, x.view(), dy.view()).unwrap(), reference::backward_filter(&p, x.view(), dy.view()).unwrap());

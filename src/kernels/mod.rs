@@ -204,6 +204,10 @@ pub enum DataPlan {
     /// `Z = dy * W^T` per image (all kernel taps at once), then each output gathers its
     /// taps from `Z`.
     Col2im,
+    /// Stride phases with one GEMM per (image, group, phase) over all its output lines at
+    /// once, for large strides where a phase holds only a few cells per line; results go
+    /// through a buffer the size of the output.
+    PhaseMajor,
 }
 
 /// Largest column buffer (elements per image) of the [`DataPlan::Col2im`] plan.
@@ -216,11 +220,20 @@ impl DataPlan {
             p.height.output * p.width.output * p.height.kernel * p.width.kernel * p.in_per_group();
         let no_overlap = p.height.effective_kernel() <= p.height.stride
             && p.width.effective_kernel() <= p.width.stride;
+        let (h, w) = (p.height, p.width);
+        let phase_cells = h.input.div_ceil(h.stride) * w.input.div_ceil(w.stride);
+        let phase_taps =
+            h.kernel.div_ceil(h.stride) * w.kernel.div_ceil(w.stride) * p.out_per_group();
         if (p.in_per_group() < 16 || no_overlap)
             && p.out_per_group() >= 16
             && z <= COL2IM_MAX_ELEMENTS
         {
             DataPlan::Col2im
+        } else if w.input / w.stride < 32
+            && w.stride >= 4
+            && phase_cells * phase_taps <= COL2IM_MAX_ELEMENTS
+        {
+            DataPlan::PhaseMajor
         } else {
             DataPlan::Phases
         }
@@ -244,7 +257,132 @@ pub fn backward_data_with<T: Element>(
     match plan {
         DataPlan::Phases => backward_data_phases(p, dy, w, dx),
         DataPlan::Col2im => backward_data_col2im(p, dy, w, dx),
+        DataPlan::PhaseMajor => backward_data_phase_major(p, dy, w, dx),
     }
+}
+
+/// First position `i >= 0` with `(i + pad) mod stride == phase`, and how many there are
+/// below `len`.
+fn phase_positions(len: usize, pad: usize, stride: usize, phase: usize) -> (usize, usize) {
+    let first = (phase + stride - pad % stride) % stride;
+    (
+        first,
+        if first < len {
+            (len - first).div_ceil(stride)
+        } else {
+            0
+        },
+    )
+}
+
+fn backward_data_phase_major<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]) {
+    let (h, wd) = (p.height, p.width);
+    let (cin, cout, cg, og) = (
+        p.in_channels,
+        p.out_channels,
+        p.in_per_group(),
+        p.out_per_group(),
+    );
+    if dx.is_empty() || cg == 0 || og == 0 || dy.is_empty() {
+        return;
+    }
+    let phases = pack_phases(p, w);
+    // One result buffer per (image, group, height phase, width phase), rows (u, t).
+    let tasks: Vec<(usize, usize, usize, usize)> = (0..p.batch)
+        .flat_map(|n| {
+            (0..p.groups).flat_map(move |g| {
+                (0..h.stride).flat_map(move |rh| (0..wd.stride).map(move |rw| (n, g, rh, rw)))
+            })
+        })
+        .collect();
+    let results: Vec<Vec<T>> = tasks
+        .par_iter()
+        .map(|&(n, g, rh, rw)| {
+            let phase = &phases[(g * h.stride + rh) * wd.stride + rw];
+            let (ih0, rows_h) = phase_positions(h.input, h.pad_before, h.stride, rh);
+            let (iw0, rows_w) = phase_positions(wd.input, wd.pad_before, wd.stride, rw);
+            let (nh, nw) = (phase.h_taps.len(), phase.w_taps.len());
+            let kdim = nh * nw * og;
+            let rows = rows_h * rows_w;
+            let mut out = vec![T::zero(); rows * cg];
+            if kdim == 0 || rows == 0 {
+                return out;
+            }
+            let mut col = vec![T::zero(); rows * kdim];
+            for u in 0..rows_h {
+                let hpos = ih0 + u * h.stride + h.pad_before;
+                for (jh, &kh) in phase.h_taps.iter().enumerate() {
+                    let Some(off) = hpos.checked_sub(kh * h.dilation) else {
+                        continue;
+                    };
+                    let oh = off / h.stride;
+                    if oh >= h.output {
+                        continue;
+                    }
+                    for t in 0..rows_w {
+                        let wpos = iw0 + t * wd.stride + wd.pad_before;
+                        let row = &mut col[(u * rows_w + t) * kdim..][..kdim];
+                        for (jw, &kw) in phase.w_taps.iter().enumerate() {
+                            let Some(off) = wpos.checked_sub(kw * wd.dilation) else {
+                                continue;
+                            };
+                            let ow = off / wd.stride;
+                            if ow >= wd.output {
+                                continue;
+                            }
+                            let src = ((n * h.output + oh) * wd.output + ow) * cout + g * og;
+                            row[(jh * nw + jw) * og..][..og].copy_from_slice(&dy[src..src + og]);
+                        }
+                    }
+                }
+            }
+            let lhs = Mat {
+                data: &col,
+                rows,
+                cols: kdim,
+                row_stride: kdim,
+                col_stride: 1,
+            };
+            let rhs = Mat {
+                data: &phase.filter,
+                rows: kdim,
+                cols: cg,
+                row_stride: cg,
+                col_stride: 1,
+            };
+            gemm(
+                MatMut {
+                    data: &mut out,
+                    rows,
+                    cols: cg,
+                    row_stride: cg,
+                    col_stride: 1,
+                },
+                false,
+                lhs,
+                rhs,
+            );
+            out
+        })
+        .collect();
+    // Every output position belongs to exactly one phase: copy the results in.
+    dx.par_chunks_mut(wd.input * cin)
+        .enumerate()
+        .for_each(|(line, dx_line)| {
+            let (n, ih) = (line / h.input, line % h.input);
+            let rh = (ih + h.pad_before) % h.stride;
+            let u = (ih - phase_positions(h.input, h.pad_before, h.stride, rh).0) / h.stride;
+            for g in 0..p.groups {
+                for rw in 0..wd.stride {
+                    let (iw0, rows_w) = phase_positions(wd.input, wd.pad_before, wd.stride, rw);
+                    let result = &results[((n * p.groups + g) * h.stride + rh) * wd.stride + rw];
+                    for t in 0..rows_w {
+                        let src = &result[(u * rows_w + t) * cg..][..cg];
+                        dx_line[(iw0 + t * wd.stride) * cin + g * cg..][..cg].copy_from_slice(src);
+                    }
+                }
+            }
+        });
 }
 
 fn backward_data_col2im<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]) {
