@@ -250,6 +250,15 @@ pub fn gemm_peak_gflops() -> f64 {
     2.0 * (n * n * n) as f64 / seconds / 1e9
 }
 
+/// The process's peak resident memory so far in MiB (`VmHWM` of `/proc/self/status`;
+/// `None` where that file does not exist).
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
 /// A timed call.
 #[derive(Debug, Clone)]
 pub struct Timing {

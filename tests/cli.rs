@@ -83,3 +83,32 @@ fn refused_calls_exit_2_with_an_error_line() {
     assert_eq!(code, 2);
     assert!(err.contains("NAME=VALUE"), "{err}");
 }
+
+#[test]
+fn bench_json_line_for_a_single_call() {
+    // Checks the format only: tests never judge speed.
+    let (code, out, err) = convt(&[
+        "bench",
+        "tf.nn.conv2d_transpose",
+        "input_shape=[1,4,4,8]",
+        "filters_shape=[2,2,4,8]",
+        "output_shape=[1,8,8,4]",
+        "strides=2",
+        "padding=VALID",
+        "--threads",
+        "1",
+        "--json",
+        "--seconds",
+        "0.01",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    for key in ["ms", "gflops", "peak_gflops", "percent_of_peak"] {
+        assert!(line[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {line}");
+    }
+    assert_eq!(line["threads"], 1);
+    // A refused call is refused here too.
+    let (code, _, err) = convt(&["bench", "tf.nn.conv2d", "input_shape=[1,2,2,1]", "filters_shape=[3,3,1,1]", "padding=VALID"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("kernel larger"), "{err}");
+}

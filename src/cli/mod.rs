@@ -248,27 +248,33 @@ fn bench(
     for &t in &thread_counts {
         if !json {
             say!(
-                "\n{t} thread(s)\n  {:<16} {:>10} {:>10} {:>14}",
+                "\n{t} thread(s)\n  {:<16} {:>10} {:>10} {:>10} {:>13}",
                 "layer",
                 "ms",
                 "GFLOP/s",
-                "% of peak"
+                "% of peak",
+                "peak RSS MiB"
             );
         }
         for (name, op, args) in &calls {
             let timing = bench::time_call(op, args, t, f64, seconds)?;
             let percent = 100.0 * timing.gflops / (peak * t as f64);
+            let rss = bench::peak_rss_mib();
             if json {
+                let dtype = if f64 { "float64" } else { "float32" };
                 say!(
                     "{}",
-                    serde_json::json!({"layer": name, "op": op, "threads": t, "dtype": if f64 { "float64" } else { "float32" }, "ms": timing.ms, "gflops": timing.gflops, "peak_gflops": peak, "percent_of_peak": percent})
+                    serde_json::json!({"layer": name, "op": op, "threads": t, "dtype": dtype, "ms": timing.ms, "gflops": timing.gflops,
+                                       "peak_gflops": peak, "percent_of_peak": percent, "peak_rss_mib": rss})
                 );
             } else {
+                let rss = rss.map(|m| format!("{m:.0}")).unwrap_or_else(|| "?".into());
                 say!(
-                    "  {name:<16} {:>10.4} {:>10.1} {:>13.0}%",
+                    "  {name:<16} {:>10.4} {:>10.1} {:>9.0}% {:>13}",
                     timing.ms,
                     timing.gflops,
-                    percent
+                    percent,
+                    rss
                 );
             }
         }
