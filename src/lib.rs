@@ -42,6 +42,7 @@ pub mod conv;
 pub mod element;
 pub mod error;
 pub mod explain;
+pub mod fuzzing;
 pub mod identities;
 mod kernels;
 pub mod layout;

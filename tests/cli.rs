@@ -104,11 +104,20 @@ fn bench_json_line_for_a_single_call() {
     assert_eq!(code, 0, "{err}");
     let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     for key in ["ms", "gflops", "peak_gflops", "percent_of_peak"] {
-        assert!(line[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {line}");
+        assert!(
+            line[key].as_f64().is_some_and(|v| v > 0.0),
+            "{key} in {line}"
+        );
     }
     assert_eq!(line["threads"], 1);
     // A refused call is refused here too.
-    let (code, _, err) = convt(&["bench", "tf.nn.conv2d", "input_shape=[1,2,2,1]", "filters_shape=[3,3,1,1]", "padding=VALID"]);
+    let (code, _, err) = convt(&[
+        "bench",
+        "tf.nn.conv2d",
+        "input_shape=[1,2,2,1]",
+        "filters_shape=[3,3,1,1]",
+        "padding=VALID",
+    ]);
     assert_eq!(code, 2);
     assert!(err.contains("kernel larger"), "{err}");
 }
