@@ -521,17 +521,17 @@ pub struct Problem {
 }
 
 fn product(arg: &str, dims: &[usize]) -> Result<usize> {
-    let mut n: usize = 1;
+    // The product of the non-zero lengths must stay addressable even when another length
+    // is 0 (an array's strides are computed from it), and so must the byte count of an
+    // f64 buffer.
+    let mut nonzero: usize = 1;
     for &d in dims {
-        n = n
-            .checked_mul(d)
-            .ok_or_else(|| too_large(arg, "element count"))?;
+        nonzero = nonzero
+            .checked_mul(d.max(1))
+            .filter(|&n| n <= (isize::MAX as usize) / 8)
+            .ok_or_else(|| too_large(arg, &format!("shape {dims:?}")))?;
     }
-    // Keep byte counts of f64 buffers addressable.
-    if n > (isize::MAX as usize) / 8 {
-        return Err(too_large(arg, "byte size"));
-    }
-    Ok(n)
+    Ok(if dims.contains(&0) { 0 } else { nonzero })
 }
 
 impl Problem {
@@ -737,5 +737,10 @@ mod tests {
         assert!(Axis::forward("h", usize::MAX, Taps::new(1, 1, 1), pad).is_err());
         let a = Axis::forward("h", 1 << 31, Taps::new(1, 1, 1), AxisPadding::Valid).unwrap();
         assert!(Problem::new(1 << 31, 1 << 31, 1, 1, a, a).is_err());
+        // Found by fuzzing: an empty batch does not make a huge height addressable.
+        let huge =
+            Axis::forward("h", usize::MAX / 4, Taps::new(1, 1, 1), AxisPadding::Valid).unwrap();
+        let one = Axis::forward("w", 1, Taps::new(1, 1, 1), AxisPadding::Valid).unwrap();
+        assert!(Problem::new(0, 1, 1, 1, huge, one).is_err());
     }
 }
