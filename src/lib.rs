@@ -3,7 +3,7 @@
 //! The 2-D convolution family (`conv2d`, `conv2d_backprop_input`,
 //! `conv2d_backprop_filter`, `conv2d_transpose`) exactly as TensorFlow defines it, on
 //! one validated [`Problem`] type, with fast CPU kernels and a plain-loop
-//! [`reference`].
+//! [`reference`](mod@reference).
 //!
 //! `conv2d_transpose` is not a "deconvolution": it is the gradient of `conv2d` with
 //! respect to its input. Each input pixel stamps a scaled copy of the kernel into the
@@ -30,7 +30,7 @@
 //!
 //! Layers of the crate: framework fronts ([`tf`], and [`call`] for calls by name) build a
 //! [`Problem`] (all size rules live in [`problem`]); [`conv`] runs one of its three
-//! directions on canonical-layout arrays with the fast kernels; [`reference`] holds
+//! directions on canonical-layout arrays with the fast kernels; [`reference`](mod@reference) holds
 //! the definitions as loops; [`identities`] the seed's constructions.
 
 #![warn(missing_docs)]

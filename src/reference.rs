@@ -1,7 +1,7 @@
 //! The definitions as plain loops: the oracle every fast kernel is tested against.
 //!
 //! Written from the index equations of `SEMANTICS.md` section 1, independently of
-//! [`crate::kernels`]. Canonical layouts: data NHWC, filter HWIO
+//! the fast kernels behind [`crate::conv`]. Canonical layouts: data NHWC, filter HWIO
 //! `[kh, kw, in_channels / groups, out_channels]`. The transposed direction is written in
 //! its *scatter* form: every `dy` element stamps a scaled copy of the kernel into `dx`.
 

@@ -194,7 +194,7 @@ fn pack_phases<T: Element>(p: &Problem, w: &[T]) -> Vec<Phase<T>> {
     phases
 }
 
-/// How [`backward_data`] computes: by stride phases, or by a GEMM into a column buffer
+/// How [`crate::conv::backward_data`] computes: by stride phases, or by a GEMM into a column buffer
 /// followed by a gather (for narrow outputs, where the phases' GEMMs would be only a few
 /// columns wide, and for kernels that do not overlap themselves, such as U-Net's k2 s2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,7 +214,7 @@ pub enum DataPlan {
 const COL2IM_MAX_ELEMENTS: usize = 1 << 20;
 
 impl DataPlan {
-    /// The plan [`backward_data`] uses for `p`.
+    /// The plan [`crate::conv::backward_data`] uses for `p`.
     pub fn choose(p: &Problem) -> DataPlan {
         let z =
             p.height.output * p.width.output * p.height.kernel * p.width.kernel * p.in_per_group();
