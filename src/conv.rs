@@ -23,7 +23,8 @@ pub use crate::kernels::DataPlan;
 use crate::problem::{element_count, Problem};
 use ndarray::{Array4, ArrayView4};
 
-fn check(arg: &str, got: &[usize], expected: [usize; 4]) -> Result<()> {
+/// Refuses an array whose shape is not the problem's (argument `arg`).
+pub(crate) fn check(arg: &str, got: &[usize], expected: [usize; 4]) -> Result<()> {
     if got != expected {
         return Err(ConvError::Shape {
             arg: arg.into(),
@@ -74,17 +75,7 @@ pub fn backward_data<T: Element>(
     dy: ArrayView4<T>,
     w: ArrayView4<T>,
 ) -> Result<Array4<T>> {
-    check("out_backprop", dy.shape(), p.output_shape())?;
-    check("filter", w.shape(), p.filter_shape())?;
-    let (dy, w) = (dy.as_standard_layout(), w.as_standard_layout());
-    let mut dx = try_zeros("output", p.input_shape())?;
-    kernels::backward_data(
-        p,
-        slice(&dy),
-        slice(&w),
-        dx.as_slice_mut().unwrap_or_default(),
-    );
-    Ok(dx)
+    backward_data_with(DataPlan::choose(p), p, dy, w)
 }
 
 /// [`backward_data`] with a chosen algorithm (for tests and benchmarks; results agree

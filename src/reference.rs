@@ -5,20 +5,11 @@
 //! `[kh, kw, in_channels / groups, out_channels]`. The transposed direction is written in
 //! its *scatter* form: every `dy` element stamps a scaled copy of the kernel into `dx`.
 
+use crate::conv::check;
 use crate::element::Element;
 use crate::error::{ConvError, Result};
 use crate::problem::Problem;
 use ndarray::{Array4, ArrayView4};
-
-fn check(arg: &str, got: &[usize], expected: [usize; 4]) -> Result<()> {
-    if got != expected {
-        return Err(ConvError::Shape {
-            arg: arg.into(),
-            message: format!("shape {got:?} does not match the problem's {expected:?}"),
-        });
-    }
-    Ok(())
-}
 
 /// Position read by output index `o` and tap `k` on one axis, if inside the input.
 fn source(o: usize, k: usize, axis: &crate::problem::Axis) -> Option<usize> {

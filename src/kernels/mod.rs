@@ -240,13 +240,8 @@ impl DataPlan {
     }
 }
 
-/// `dx = conv^T(dy, w)`, the input gradient / transposed convolution, with the plan
-/// [`DataPlan::choose`] picks. `dx` must be zero-filled, of length `N*IH*IW*Cin`.
-pub fn backward_data<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]) {
-    backward_data_with(DataPlan::choose(p), p, dy, w, dx)
-}
-
-/// [`backward_data`] with a given plan.
+/// `dx = conv^T(dy, w)`, the input gradient / transposed convolution, with a given plan.
+/// `dx` must be zero-filled, of length `N*IH*IW*Cin`.
 pub fn backward_data_with<T: Element>(
     plan: DataPlan,
     p: &Problem,
