@@ -96,3 +96,20 @@ fn large_problems_cross_tile_boundaries() {
         );
     }
 }
+
+/// Found by fuzzing: a stride far beyond the input (here 2^20 on a 2x3 output) must not
+/// cost one packed sub-filter per stride phase; every plan still equals the reference.
+#[test]
+fn huge_stride_on_a_tiny_problem() {
+    let h = Axis::forward("h", 2, Taps::new(2, 1 << 20, 1), AxisPadding::Valid).unwrap();
+    let w = Axis::forward("w", 3, Taps::new(2, 1 << 20, 1), AxisPadding::SameUpper).unwrap();
+    let p = Problem::new(1, 3, 20, 1, h, w).unwrap();
+    assert_eq!(DataPlan::choose(&p), DataPlan::Col2im);
+    let f = ints(p.filter_shape(), 3);
+    let dy = ints(p.output_shape(), 4);
+    let dx = conv::backward_data(&p, dy.view(), f.view()).unwrap();
+    assert_eq!(
+        dx,
+        reference::backward_data(&p, dy.view(), f.view()).unwrap()
+    );
+}

@@ -218,15 +218,20 @@ impl DataPlan {
     pub fn choose(p: &Problem) -> DataPlan {
         let z =
             p.height.output * p.width.output * p.height.kernel * p.width.kernel * p.in_per_group();
+        let (h, w) = (p.height, p.width);
         let no_overlap = p.height.effective_kernel() <= p.height.stride
             && p.width.effective_kernel() <= p.width.stride;
-        let (h, w) = (p.height, p.width);
         let phase_cells = h.input.div_ceil(h.stride) * w.input.div_ceil(w.stride);
         let phase_taps =
             h.kernel.div_ceil(h.stride) * w.kernel.div_ceil(w.stride) * p.out_per_group();
-        if (p.in_per_group() < 16 || no_overlap)
-            && p.out_per_group() >= 16
-            && z <= COL2IM_MAX_ELEMENTS
+        // A stride beyond the input leaves at most two dy positions per axis, so the column
+        // buffer is tiny, while the phase plans would pack one sub-filter per phase
+        // (stride_h * stride_w of them, found by fuzzing).
+        let stride_beyond_input = h.stride > h.input || w.stride > w.input;
+        if stride_beyond_input
+            || ((p.in_per_group() < 16 || no_overlap)
+                && p.out_per_group() >= 16
+                && z <= COL2IM_MAX_ELEMENTS)
         {
             DataPlan::Col2im
         } else if w.input / w.stride < 32
