@@ -457,35 +457,43 @@ pub fn legal_transposed_sizes(
             full.saturating_sub(b.saturating_add(a))
         }
     };
-    let maps_to_output = |input: usize| {
+    // The forward output size, `None` where the forward rule refuses the input size.
+    let forward_output = |input: usize| {
         Axis::forward("", input, taps, padding)
-            .map(|a| a.output == output)
-            .unwrap_or(false)
+            .ok()
+            .map(|a| a.output)
     };
-    let mut first = first;
-    // Explicit padding larger than the kernel can make small inputs impossible (the
-    // clamp at 0 above); step forward over at most `stride` candidates.
-    let mut tries = 0;
-    while !maps_to_output(first) {
-        tries += 1;
-        if tries > stride.min(1 << 20) {
-            return Ok(None);
-        }
-        first = match first.checked_add(1) {
-            Some(f) => f,
-            None => return Ok(None),
-        };
+    let reaches = |input: usize| forward_output(input).is_some_and(|o| o >= output);
+    // Explicit padding larger than the kernel can make small inputs impossible (the clamp
+    // at 0 above): the first legal size is the smallest within `stride` of the guess whose
+    // forward output reaches `output`. Binary searches, so huge strides cost O(log stride).
+    let (mut lo, mut hi) = (first, first.saturating_add(stride));
+    if !reaches(hi) {
+        return Ok(None);
     }
-    let last = if output == 0 {
-        first
-    } else {
-        let mut last = first.saturating_add(stride - 1);
-        while last > first && !maps_to_output(last) {
-            last -= 1;
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if reaches(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
         }
-        last
-    };
-    Ok(Some(first..=last))
+    }
+    let first = lo;
+    if forward_output(first) != Some(output) {
+        return Ok(None);
+    }
+    // The last: the largest size within `stride - 1` of the first that still maps to `output`.
+    let (mut lo, mut hi) = (first, first.saturating_add(stride - 1));
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if forward_output(mid) == Some(output) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    Ok(Some(first..=lo))
 }
 
 /// Which of the three linear maps of a [`Problem`] is computed.
@@ -737,6 +745,18 @@ mod tests {
         assert!(Axis::forward("h", usize::MAX, Taps::new(1, 1, 1), pad).is_err());
         let a = Axis::forward("h", 1 << 31, Taps::new(1, 1, 1), AxisPadding::Valid).unwrap();
         assert!(Problem::new(1 << 31, 1 << 31, 1, 1, a, a).is_err());
+        // Found by fuzzing: legal sizes for a huge stride are found without scanning it.
+        let pad = AxisPadding::Explicit {
+            before: 5,
+            after: 0,
+        };
+        let legal = legal_transposed_sizes(3, Taps::new(1, 1 << 40, 1), pad)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (*legal.start(), *legal.end()),
+            ((2 << 40) - 4, (3 << 40) - 5)
+        );
         // Found by fuzzing: an empty batch does not make a huge height addressable.
         let huge =
             Axis::forward("h", usize::MAX / 4, Taps::new(1, 1, 1), AxisPadding::Valid).unwrap();
