@@ -15,7 +15,7 @@ for target in $targets; do
   work=$(mktemp -d)
   cp -r "fuzz/corpus/$target/." "$work/"
   echo "== $target, $seconds s"
-  cargo fuzz run -O "$target" "$work" -- -max_total_time="$seconds" -rss_limit_mb=4096 -print_final_stats=1 2>&1 | grep -vE '^\s+(#[0-9]+ |[0-9]+: |at )' | tail -40
+  cargo fuzz run -O "$target" "$work" -- -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 2>&1 | grep -vE '^\s+(#[0-9]+ |[0-9]+: |at )' | tail -40
   echo "corpus after the run: $(ls "$work" | wc -l) inputs"
   rm -rf "$work"
 done
