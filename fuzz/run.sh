@@ -11,11 +11,14 @@ shift || true
 targets=${*:-cli_grammar npy_reader problem_builders}
 export RUSTC_BOOTSTRAP=1
 export ASAN_OPTIONS=allocator_may_return_null=1
+status=0
 for target in $targets; do
   work=$(mktemp -d)
   cp -r "fuzz/corpus/$target/." "$work/"
   echo "== $target, $seconds s"
   cargo fuzz run -O "$target" "$work" -- -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 2>&1 | grep -vE '^\s+(#[0-9]+ |[0-9]+: |at )' | tail -40
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   echo "corpus after the run: $(ls "$work" | wc -l) inputs"
   rm -rf "$work"
 done
+exit $status
