@@ -320,18 +320,20 @@ impl Axis {
         taps: Taps,
         window: TransposedWindow,
     ) -> Result<Axis> {
-        let ek = taps.check(axis)? as i64;
-        let (i, s, d) = (output as i64, taps.stride as i64, taps.dilation as i64);
-        let full = full_length(output, taps.stride, ek as usize)? as i64;
-        let op_bound = |op: usize, bound: i64, words: &str| -> Result<i64> {
-            if op as i64 >= bound {
+        // Wide, saturating arithmetic: no stride or padding can overflow it; sizes that
+        // do not fit are refused by `Axis::window`.
+        let ek = taps.check(axis)? as i128;
+        let (i, s, d) = (output as i128, taps.stride as i128, taps.dilation as i128);
+        let full = full_length(output, taps.stride, ek as usize)? as i128;
+        let op_bound = |op: usize, bound: i128, words: &str| -> Result<i128> {
+            if op as i128 >= bound {
                 return Err(ConvError::OutputPadding {
                     arg: "output_padding".into(),
-                    got: vec![op as i64],
+                    got: vec![i64::try_from(op).unwrap_or(i64::MAX)],
                     bound: format!("{bound} ({words}) on the {axis} axis"),
                 });
             }
-            Ok(op as i64)
+            Ok(op as i128)
         };
         let (pad_before, size, formula) = match window {
             TransposedWindow::Torch {
@@ -343,9 +345,14 @@ impl Axis {
                     s.max(d),
                     &format!("max(stride {s}, dilation {d})"),
                 )?;
-                let p = padding as i64;
-                let size = (i - 1) * s - 2 * p + d * (taps.kernel as i64 - 1) + op + 1;
-                let formula = format!("(input-1)*stride - 2*padding + dilation*(kernel-1) + output_padding + 1 = ({i}-1)*{s} - 2*{p} + {d}*{} + {op} + 1", taps.kernel - 1);
+                let p = padding as i128;
+                let k1 = taps.kernel as i128 - 1;
+                let size = (i - 1)
+                    .saturating_mul(s)
+                    .saturating_sub(p.saturating_mul(2))
+                    .saturating_add(d.saturating_mul(k1))
+                    .saturating_add(op + 1);
+                let formula = format!("(input-1)*stride - 2*padding + dilation*(kernel-1) + output_padding + 1 = ({i}-1)*{s} - 2*{p} + {d}*{k1} + {op} + 1");
                 (p, size, formula)
             }
             TransposedWindow::OnnxPads {
@@ -354,9 +361,9 @@ impl Axis {
                 output_padding,
             } => {
                 let op = op_bound(output_padding, s, &format!("stride {s}"))?;
-                let size = full + op - begin as i64 - end as i64;
+                let size = full + op - begin as i128 - end as i128;
                 let formula = format!("stride*(input-1) + output_padding + effective_kernel - pads_begin - pads_end = {s}*({i}-1) + {op} + {ek} - {begin} - {end}");
-                (begin as i64, size, formula)
+                (begin as i128, size, formula)
             }
             TransposedWindow::OnnxOutputShape {
                 output,
@@ -364,37 +371,47 @@ impl Axis {
                 output_padding,
             } => {
                 let op = op_bound(output_padding, s, &format!("stride {s}"))?;
-                if output < 1 || output > full + s - 1 {
+                let largest = full + s - 1;
+                let requested = output as i128;
+                if requested < 1 || requested > largest {
+                    let last = usize::try_from(largest).unwrap_or(usize::MAX);
                     return Err(ConvError::IllegalOutputSize {
                         arg: "output_shape".into(),
                         axis: axis.into(),
                         got: output,
-                        legal: if full + s - 1 - 1 < 64 {
-                            (1..=(full + s - 1) as usize).collect()
+                        legal: if last < 64 {
+                            (1..=last).collect()
                         } else {
-                            vec![1, (full + s - 1) as usize]
+                            vec![1, last]
                         },
                     });
                 }
-                let total = full + op - output;
+                let total = full + op - requested;
                 let before = if upper {
                     total.div_euclid(2)
                 } else {
                     total - total.div_euclid(2)
                 };
-                (before.max(0), output, String::new())
+                (before.max(0), requested, String::new())
             }
             TransposedWindow::OnnxSame {
                 upper,
                 output_padding,
             } => {
                 let op = op_bound(output_padding, s, &format!("stride {s}"))?;
-                let total = (full + op - i * s).max(0);
+                let total = (full + op - i.saturating_mul(s)).max(0);
                 let before = if upper { total / 2 } else { total - total / 2 };
                 (before, full + op - total, String::new())
             }
         };
-        Axis::window(axis, output, taps, pad_before as usize, size, &formula)
+        let too_large = || too_large("output", "transposed output size");
+        let pad_before = usize::try_from(pad_before).map_err(|_| too_large())?;
+        let size = if size <= 0 {
+            i64::try_from(size).unwrap_or(i64::MIN)
+        } else {
+            i64::try_from(size).map_err(|_| too_large())?
+        };
+        Axis::window(axis, output, taps, pad_before, size, &formula)
     }
 }
 
