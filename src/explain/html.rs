@@ -98,6 +98,15 @@ fn plane(a: Option<ndarray::Array2<f64>>) -> Value {
 
 /// The page's data: the grid of parameters and the reader's call.
 pub fn data(e: &Explanation) -> Result<Value> {
+    if !e.small() {
+        return Err(crate::ConvError::TooLarge {
+            arg: "--html".into(),
+            message: format!(
+                "the page is drawn for up to {} cells per channel",
+                super::MAX_VIEW_CELLS
+            ),
+        });
+    }
     let mut axes = Map::new();
     for small in INPUTS {
         for k in KERNELS {

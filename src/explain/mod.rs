@@ -210,9 +210,7 @@ impl Explanation {
 
     /// True when the matrix and scatter views are small enough to build.
     pub fn small(&self) -> bool {
-        let p = &self.problem;
-        p.height.input * p.width.input <= MAX_VIEW_CELLS
-            && p.height.output * p.width.output <= MAX_VIEW_CELLS
+        view_size_ok(&self.problem)
     }
 
     /// The forward convolution's matrix on one channel (see [`matrix_of`]).
@@ -562,6 +560,12 @@ impl Explanation {
 /// inputs with a filter whose taps are numbered: entry `[out][in]` is the tap connecting
 /// them.
 pub fn matrix_of(p: &Problem) -> Result<MatrixView> {
+    if !view_size_ok(p) {
+        return Err(ConvError::TooLarge {
+            arg: "view".into(),
+            message: format!("the matrix and scatter views are built for up to {MAX_VIEW_CELLS} input, output and kernel cells per channel"),
+        });
+    }
     let kw = p.width.kernel;
     let codes = Array4::from_shape_fn(p.filter_shape(), |(h, w, _, _)| (h * kw + w + 1) as f64);
     let (ih, iw) = (p.height.input, p.width.input);
@@ -578,6 +582,15 @@ pub fn matrix_of(p: &Problem) -> Result<MatrixView> {
         }
     }
     Ok(MatrixView { taps })
+}
+
+/// Input, output and kernel cells per channel all within [`MAX_VIEW_CELLS`] (found by
+/// fuzzing: a kernel 10^16 taps wide on a small image).
+fn view_size_ok(p: &Problem) -> bool {
+    let cells = |a: usize, b: usize| a.checked_mul(b).is_some_and(|n| n <= MAX_VIEW_CELLS);
+    cells(p.height.input, p.width.input)
+        && cells(p.height.output, p.width.output)
+        && cells(p.height.kernel, p.width.kernel)
 }
 
 fn span(taps: &[(usize, usize, usize, usize)]) -> (String, String) {
