@@ -275,14 +275,41 @@ fn phase_positions(len: usize, pad: usize, stride: usize, phase: usize) -> (usiz
     )
 }
 
+/// Fills one row of a stride phase's column matrix: for the output position whose width
+/// coordinate plus padding is `wpos`, each height tap `(jh, oh)` in `heights` and each width
+/// tap of `w_taps`, copies `dy[n, oh, ow, group g]` to slot `(jh, jw)`; slots whose `ow`
+/// falls outside `dy` keep their zeros.
+#[allow(clippy::too_many_arguments)]
+fn fill_phase_row<T: Element>(
+    p: &Problem,
+    dy: &[T],
+    n: usize,
+    g: usize,
+    heights: &[(usize, usize)],
+    wpos: usize,
+    w_taps: &[usize],
+    row: &mut [T],
+) {
+    let (h, wd) = (p.height, p.width);
+    let (cout, og) = (p.out_channels, p.out_per_group());
+    for &(jh, oh) in heights {
+        for (jw, &kw) in w_taps.iter().enumerate() {
+            let Some(off) = wpos.checked_sub(kw * wd.dilation) else {
+                continue;
+            };
+            let ow = off / wd.stride;
+            if ow >= wd.output {
+                continue;
+            }
+            let src = ((n * h.output + oh) * wd.output + ow) * cout + g * og;
+            row[(jh * w_taps.len() + jw) * og..][..og].copy_from_slice(&dy[src..src + og]);
+        }
+    }
+}
+
 fn backward_data_phase_major<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]) {
     let (h, wd) = (p.height, p.width);
-    let (cin, cout, cg, og) = (
-        p.in_channels,
-        p.out_channels,
-        p.in_per_group(),
-        p.out_per_group(),
-    );
+    let (cin, cg, og) = (p.in_channels, p.in_per_group(), p.out_per_group());
     if dx.is_empty() || cg == 0 || og == 0 || dy.is_empty() {
         return;
     }
@@ -311,29 +338,19 @@ fn backward_data_phase_major<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mu
             let mut col = vec![T::zero(); rows * kdim];
             for u in 0..rows_h {
                 let hpos = ih0 + u * h.stride + h.pad_before;
-                for (jh, &kh) in phase.h_taps.iter().enumerate() {
-                    let Some(off) = hpos.checked_sub(kh * h.dilation) else {
-                        continue;
-                    };
-                    let oh = off / h.stride;
-                    if oh >= h.output {
-                        continue;
-                    }
-                    for t in 0..rows_w {
-                        let wpos = iw0 + t * wd.stride + wd.pad_before;
-                        let row = &mut col[(u * rows_w + t) * kdim..][..kdim];
-                        for (jw, &kw) in phase.w_taps.iter().enumerate() {
-                            let Some(off) = wpos.checked_sub(kw * wd.dilation) else {
-                                continue;
-                            };
-                            let ow = off / wd.stride;
-                            if ow >= wd.output {
-                                continue;
-                            }
-                            let src = ((n * h.output + oh) * wd.output + ow) * cout + g * og;
-                            row[(jh * nw + jw) * og..][..og].copy_from_slice(&dy[src..src + og]);
-                        }
-                    }
+                let heights: Vec<(usize, usize)> = phase
+                    .h_taps
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(jh, &kh)| {
+                        let oh = hpos.checked_sub(kh * h.dilation)? / h.stride;
+                        (oh < h.output).then_some((jh, oh))
+                    })
+                    .collect();
+                for t in 0..rows_w {
+                    let wpos = iw0 + t * wd.stride + wd.pad_before;
+                    let row = &mut col[(u * rows_w + t) * kdim..][..kdim];
+                    fill_phase_row(p, dy, n, g, &heights, wpos, &phase.w_taps, row);
                 }
             }
             let lhs = Mat {
@@ -497,12 +514,7 @@ fn backward_data_col2im<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]
 
 fn backward_data_phases<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]) {
     let (h, wd) = (p.height, p.width);
-    let (cin, cout, cg, og) = (
-        p.in_channels,
-        p.out_channels,
-        p.in_per_group(),
-        p.out_per_group(),
-    );
+    let (cin, cg, og) = (p.in_channels, p.in_per_group(), p.out_per_group());
     if dx.is_empty() || cg == 0 || og == 0 || dy.is_empty() {
         return;
     }
@@ -532,36 +544,23 @@ fn backward_data_phases<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]
                             .take_while(|&&kh| oh_of(kh).is_some())
                             .count();
                     // Width positions of this phase: iw = iw0 + t * stride.
-                    let iw0 = (rw + wd.stride - wd.pad_before % wd.stride) % wd.stride;
-                    if iw0 >= wd.input {
-                        continue;
-                    }
-                    let rows = (wd.input - iw0).div_ceil(wd.stride);
+                    let (iw0, rows) = phase_positions(wd.input, wd.pad_before, wd.stride, rw);
                     let nw = phase.w_taps.len();
                     let kdim = (jb - ja) * nw * og;
-                    if kdim == 0 {
+                    if rows == 0 || kdim == 0 {
                         continue;
                     }
+                    let heights: Vec<(usize, usize)> = phase.h_taps[ja..jb]
+                        .iter()
+                        .enumerate()
+                        .map(|(jh, &kh)| (jh, (hpos - kh * h.dilation) / h.stride))
+                        .collect();
                     col.clear();
                     col.resize(rows * kdim, T::zero());
                     for t in 0..rows {
                         let wpos = iw0 + t * wd.stride + wd.pad_before;
                         let row = &mut col[t * kdim..(t + 1) * kdim];
-                        for (jh, &kh) in phase.h_taps[ja..jb].iter().enumerate() {
-                            let oh = (hpos - kh * h.dilation) / h.stride;
-                            for (jw, &kw) in phase.w_taps.iter().enumerate() {
-                                let Some(off) = wpos.checked_sub(kw * wd.dilation) else {
-                                    continue;
-                                };
-                                let ow = off / wd.stride;
-                                if ow >= wd.output {
-                                    continue;
-                                }
-                                let src = ((n * h.output + oh) * wd.output + ow) * cout + g * og;
-                                let at = (jh * nw + jw) * og;
-                                row[at..at + og].copy_from_slice(&dy[src..src + og]);
-                            }
-                        }
+                        fill_phase_row(p, dy, n, g, &heights, wpos, &phase.w_taps, row);
                     }
                     let lhs = Mat {
                         data: &col,
