@@ -159,6 +159,31 @@ impl Attributes {
     }
 }
 
+/// What `Conv` and `ConvTranspose` check alike: ranks, `kernel_shape`, `group`,
+/// `strides`, `dilations`.
+struct Checked {
+    x: [usize; 4],
+    w: [usize; 4],
+    group: usize,
+    strides: [usize; 2],
+    dilations: [usize; 2],
+}
+
+impl Attributes {
+    fn check(&self, x: &[usize], w: &[usize], weight_layout: &str) -> Result<Checked> {
+        let x = nchw("X", x)?;
+        let w = weight_oihw("W", w, weight_layout)?;
+        self.check_kernel_shape(&w)?;
+        Ok(Checked {
+            x,
+            w,
+            group: groups_of("group", self.group.unwrap_or(1))?,
+            strides: positive("strides", &self.strides)?,
+            dilations: positive("dilations", &self.dilations)?,
+        })
+    }
+}
+
 /// The forward problem of `Conv` from shapes (X NCHW, W `[M, C/group, kh, kw]`, B `[M]`).
 pub fn conv_problem(
     x: &[usize],
@@ -166,12 +191,13 @@ pub fn conv_problem(
     b: Option<&[usize]>,
     attrs: &Attributes,
 ) -> Result<Problem> {
-    let x = nchw("X", x)?;
-    let w = weight_oihw("W", w, "[M, C / group, kh, kw]")?;
-    attrs.check_kernel_shape(&w)?;
-    let group = groups_of("group", attrs.group.unwrap_or(1))?;
-    let strides = positive("strides", &attrs.strides)?;
-    let dilations = positive("dilations", &attrs.dilations)?;
+    let Checked {
+        x,
+        w,
+        group,
+        strides,
+        dilations,
+    } = attrs.check(x, w, "[M, C / group, kh, kw]")?;
     if !w[0].is_multiple_of(group) {
         return Err(ConvError::Channels {
             arg: "W".into(),
@@ -233,12 +259,13 @@ pub fn conv_transpose_problem(
     b: Option<&[usize]>,
     attrs: &Attributes,
 ) -> Result<Problem> {
-    let x = nchw("X", x)?;
-    let w = weight_oihw("W", w, "[C, M / group, kh, kw]")?;
-    attrs.check_kernel_shape(&w)?;
-    let group = groups_of("group", attrs.group.unwrap_or(1))?;
-    let strides = positive("strides", &attrs.strides)?;
-    let dilations = positive("dilations", &attrs.dilations)?;
+    let Checked {
+        x,
+        w,
+        group,
+        strides,
+        dilations,
+    } = attrs.check(x, w, "[C, M / group, kh, kw]")?;
     let output_padding = spatial("output_padding", &attrs.output_padding, 0)?;
     if output_padding.iter().any(|&v| v < 0) {
         return Err(ConvError::Negative {
