@@ -309,6 +309,32 @@ pub fn canonical(op: &str, args: &Args) -> Result<Canonical> {
 }
 
 impl Translation {
+    /// A single call of `op` with no value arguments yet and nothing around it.
+    fn single_call(op: &'static str, output_layout: Layout) -> Result<Translation> {
+        Ok(Translation {
+            op,
+            args: Args::new(),
+            inputs: inputs(op, &Args::new())?,
+            output_layout,
+            pre_pad: None,
+            post_window: None,
+            bias_after: false,
+            note: None,
+        })
+    }
+
+    /// TensorFlow's ops take no bias: with one, add it after (`tf.nn.bias_add`).
+    fn with_tf_bias(mut self, has_bias: bool) -> Translation {
+        if has_bias {
+            self.bias_after = true;
+            self.note = Some(format!(
+                "{} has no bias argument: add it with tf.nn.bias_add",
+                self.op
+            ));
+        }
+        self
+    }
+
     /// Runs this translation on canonical arrays; the result is in canonical layout
     /// (NHWC, or HWIO for a filter gradient).
     pub fn run(&self, arrays: &Canonical) -> Result<Tensor> {
@@ -498,21 +524,13 @@ fn tf_forward(p: &Problem, has_bias: bool) -> Result<Translation> {
             [0, 0]
         ])
     };
-    Ok(Translation {
-        op: "tf.nn.conv2d",
-        args: vals(&[
-            ("strides", json!([h.stride, w.stride])),
-            ("padding", padding),
-            ("dilations", json!([h.dilation, w.dilation])),
-        ]),
-        inputs: inputs("tf.nn.conv2d", &Args::new())?,
-        output_layout: Layout::Nhwc,
-        pre_pad: None,
-        post_window: None,
-        bias_after: has_bias,
-        note: has_bias
-            .then(|| "tf.nn.conv2d has no bias argument: add it with tf.nn.bias_add".into()),
-    })
+    let mut t = Translation::single_call("tf.nn.conv2d", Layout::Nhwc)?.with_tf_bias(has_bias);
+    t.args = vals(&[
+        ("strides", json!([h.stride, w.stride])),
+        ("padding", padding),
+        ("dilations", json!([h.dilation, w.dilation])),
+    ]);
+    Ok(t)
 }
 
 fn torch_or_onnx_forward(p: &Problem, onnx: bool) -> Result<Translation> {
@@ -536,16 +554,7 @@ fn torch_or_onnx_forward(p: &Problem, onnx: bool) -> Result<Translation> {
     } else {
         "torch.nn.functional.conv2d"
     };
-    let mut t = Translation {
-        op,
-        args: Args::new(),
-        inputs: inputs(op, &Args::new())?,
-        output_layout: Layout::Nchw,
-        pre_pad: None,
-        post_window: None,
-        bias_after: false,
-        note: None,
-    };
+    let mut t = Translation::single_call(op, Layout::Nchw)?;
     if onnx {
         t.args = vals(&[
             (
@@ -594,18 +603,8 @@ fn tf_transposed(p: &Problem, has_bias: bool) -> Result<Translation> {
     let (wb, we, wf) = transposed_window(&w)?;
     // TF accepts output sizes up to stride - 1 past the explicit window.
     let fits = |end: i64, a: &Axis| end >= 0 || -end < a.stride as i64;
-    let mut t = Translation {
-        op: "tf.nn.conv2d_transpose",
-        args: Args::new(),
-        inputs: inputs("tf.nn.conv2d_transpose", &Args::new())?,
-        output_layout: Layout::Nhwc,
-        pre_pad: None,
-        post_window: None,
-        bias_after: has_bias,
-        note: has_bias.then(|| {
-            "tf.nn.conv2d_transpose has no bias argument: add it with tf.nn.bias_add".into()
-        }),
-    };
+    let mut t =
+        Translation::single_call("tf.nn.conv2d_transpose", Layout::Nhwc)?.with_tf_bias(has_bias);
     let (out_h, out_w, pads) = if fits(he, &h) && fits(we, &w) {
         (
             h.input as i64,
@@ -660,16 +659,7 @@ fn torch_transposed(p: &Problem) -> Result<Translation> {
     let op = "torch.nn.functional.conv_transpose2d";
     // padding = pad_before, output_padding = pad_before - end pad.
     let fits = |b: i64, e: i64, a: &Axis| b - e >= 0 && b - e < a.stride.max(a.dilation) as i64;
-    let mut t = Translation {
-        op,
-        args: Args::new(),
-        inputs: inputs(op, &Args::new())?,
-        output_layout: Layout::Nchw,
-        pre_pad: None,
-        post_window: None,
-        bias_after: false,
-        note: None,
-    };
+    let mut t = Translation::single_call(op, Layout::Nchw)?;
     let (padding, output_padding) = if fits(hb, he, &h) && fits(wb, we, &w) {
         ([hb, wb], [hb - he, wb - we])
     } else {
@@ -698,16 +688,7 @@ fn onnx_transposed(p: &Problem) -> Result<Translation> {
     let (wb, we, _) = transposed_window(&w)?;
     let op = "onnx.ConvTranspose";
     let fits = |e: i64, a: &Axis| e >= 0 || -e < a.stride as i64;
-    let mut t = Translation {
-        op,
-        args: Args::new(),
-        inputs: inputs(op, &Args::new())?,
-        output_layout: Layout::Nchw,
-        pre_pad: None,
-        post_window: None,
-        bias_after: false,
-        note: None,
-    };
+    let mut t = Translation::single_call(op, Layout::Nchw)?;
     let (pads, output_padding) = if fits(he, &h) && fits(we, &w) {
         ([hb, wb, he.max(0), we.max(0)], [(-he).max(0), (-we).max(0)])
     } else {
