@@ -19,7 +19,7 @@
 use crate::element::Element;
 use crate::error::{ConvError, Result};
 use crate::kernels;
-pub use crate::kernels::DataPlan;
+pub use crate::kernels::{DataPlan, ForwardPlan};
 use crate::problem::{element_count, Problem};
 use ndarray::{Array4, ArrayView4};
 
@@ -55,11 +55,24 @@ pub fn try_zeros<T: Element>(arg: &str, shape: [usize; 4]) -> Result<Array4<T>> 
 
 /// `y = conv(x, w)`: x NHWC, w HWIO, result NHWC.
 pub fn forward<T: Element>(p: &Problem, x: ArrayView4<T>, w: ArrayView4<T>) -> Result<Array4<T>> {
+    forward_with(ForwardPlan::choose(p), p, x, w)
+}
+
+/// [`forward`] with a chosen algorithm (for tests and benchmarks; results agree with the
+/// reference whatever the plan, exactly for [`ForwardPlan::Im2col`], to rounding for
+/// [`ForwardPlan::Winograd`]).
+pub fn forward_with<T: Element>(
+    plan: ForwardPlan,
+    p: &Problem,
+    x: ArrayView4<T>,
+    w: ArrayView4<T>,
+) -> Result<Array4<T>> {
     check("input", x.shape(), p.input_shape())?;
     check("filter", w.shape(), p.filter_shape())?;
     let (x, w) = (x.as_standard_layout(), w.as_standard_layout());
     let mut y = try_zeros("output", p.output_shape())?;
-    kernels::forward(
+    kernels::forward_with(
+        plan,
         p,
         slice(&x),
         slice(&w),

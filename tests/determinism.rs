@@ -26,11 +26,21 @@ fn problems() -> Vec<Problem> {
         (64, 2, 2, 16, 8, 2),
         (128, 2, 2, 16, 32, 2),
         (64, 8, 4, 8, 8, 2),
+        (30, 3, 1, 96, 80, 2),
     ] {
         let a = Axis::forward("h", i, Taps::new(k, s, 1), AxisPadding::SameUpper).unwrap();
         all.push(Problem::new(n, c, o, 1, a, a).unwrap());
     }
-    // Both backward-data plans are among them (the last one takes the banded col2im plan).
+    // The Winograd plans, in both directions, are among them.
+    assert_eq!(
+        convt::conv::ForwardPlan::choose(&all[6]),
+        convt::conv::ForwardPlan::Winograd
+    );
+    assert_eq!(
+        convt::conv::DataPlan::choose(&all[6]),
+        convt::conv::DataPlan::Winograd
+    );
+    // So are the direct backward-data plans (all[4] takes the banded col2im plan).
     assert_eq!(
         convt::conv::DataPlan::choose(&all[4]),
         convt::conv::DataPlan::Col2im

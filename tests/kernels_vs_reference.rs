@@ -1,7 +1,9 @@
 //! Every kernel direction against the reference loops over random geometries.
-//! Data are small integers, so f64 sums are exact and comparisons need no tolerance.
+//! Data are small integers, so f64 sums are exact and comparisons need no tolerance,
+//! except for the Winograd plans, whose transforms hold fractions (1/2, 1/6, ...): they
+//! must agree to 1e-9 (their f64 rounding errors are around 1e-14 here).
 
-use convt::conv::DataPlan;
+use convt::conv::{DataPlan, ForwardPlan};
 use convt::problem::{Axis, AxisPadding, Problem, Taps};
 use convt::{conv, reference};
 use ndarray::Array4;
@@ -45,6 +47,66 @@ fn ints(shape: [usize; 4], seed: u64) -> Array4<f64> {
     })
 }
 
+fn max_difference(a: &Array4<f64>, b: &Array4<f64>) -> f64 {
+    assert_eq!(a.shape(), b.shape());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+/// Geometries the Winograd plans take (stride-1 forward, sub-pixel transposed with
+/// `ceil(kernel / stride)` from 2 to 5 taps), many channels and tiles that end
+/// mid-image, in both directions and with explicit, SAME and cropping paddings.
+#[test]
+fn winograd_plans_equal_reference() {
+    let mut count = 0;
+    for (i, k, s, c, o, pads) in [
+        (37usize, 3usize, 1usize, 19, 21, (1, 1)),
+        (9, 2, 1, 16, 8, (0, 1)),
+        (14, 5, 1, 9, 12, (2, 2)),
+        (11, 4, 1, 8, 9, (3, 0)),
+        (16, 4, 2, 12, 10, (1, 1)),
+        (13, 3, 2, 10, 16, (0, 2)),
+        (20, 6, 3, 9, 9, (2, 1)),
+        (9, 64, 32, 3, 4, (16, 16)),
+        (23, 5, 2, 8, 8, (4, 3)),
+    ] {
+        let axis = |size| {
+            Axis::forward(
+                "h",
+                size,
+                Taps::new(k, s, 1),
+                AxisPadding::Explicit {
+                    before: pads.0,
+                    after: pads.1,
+                },
+            )
+        };
+        for (hi, wi) in [(i, i), (i + 3, i.saturating_sub(2).max(k))] {
+            let (Ok(h), Ok(w)) = (axis(hi), axis(wi)) else {
+                continue;
+            };
+            let p = Problem::new(2, c, o, 1, h, w).unwrap();
+            let x = ints(p.input_shape(), 7);
+            let f = ints(p.filter_shape(), 8);
+            let dy = ints(p.output_shape(), 9);
+            let expected = reference::backward_data(&p, dy.view(), f.view()).unwrap();
+            let got =
+                conv::backward_data_with(DataPlan::Winograd, &p, dy.view(), f.view()).unwrap();
+            assert!(max_difference(&got, &expected) < 1e-9, "{p:?}");
+            if s == 1 {
+                let expected = reference::forward(&p, x.view(), f.view()).unwrap();
+                let got =
+                    conv::forward_with(ForwardPlan::Winograd, &p, x.view(), f.view()).unwrap();
+                assert!(max_difference(&got, &expected) < 1e-9, "{p:?}");
+            }
+            count += 1;
+        }
+    }
+    assert!(count >= 12, "only {count} geometries were valid");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
     #[test]
@@ -57,11 +119,16 @@ proptest! {
         let x = ints(p.input_shape(), seed);
         let f = ints(p.filter_shape(), seed ^ 1);
         let dy = ints(p.output_shape(), seed ^ 2);
-        prop_assert_eq!(conv::forward(&p, x.view(), f.view()).unwrap(), reference::forward(&p, x.view(), f.view()).unwrap());
+        let expected = reference::forward(&p, x.view(), f.view()).unwrap();
+        prop_assert_eq!(&conv::forward_with(ForwardPlan::Im2col, &p, x.view(), f.view()).unwrap(), &expected);
+        let winograd = conv::forward_with(ForwardPlan::Winograd, &p, x.view(), f.view()).unwrap();
+        prop_assert!(max_difference(&winograd, &expected) < 1e-9, "forward Winograd");
         let expected = reference::backward_data(&p, dy.view(), f.view()).unwrap();
         for plan in [DataPlan::Phases, DataPlan::Col2im, DataPlan::PhaseMajor] {
             prop_assert_eq!(&conv::backward_data_with(plan, &p, dy.view(), f.view()).unwrap(), &expected, "{:?}", plan);
         }
+        let winograd = conv::backward_data_with(DataPlan::Winograd, &p, dy.view(), f.view()).unwrap();
+        prop_assert!(max_difference(&winograd, &expected) < 1e-9, "backward-data Winograd");
         prop_assert_eq!(conv::backward_filter(&p, x.view(), dy.view()).unwrap(), reference::backward_filter(&p, x.view(), dy.view()).unwrap());
     }
 }
@@ -82,14 +149,12 @@ fn large_problems_cross_tile_boundaries() {
         let x = ints(p.input_shape(), 7);
         let f = ints(p.filter_shape(), 8);
         let dy = ints(p.output_shape(), 9);
-        assert_eq!(
-            conv::forward(&p, x.view(), f.view()).unwrap(),
-            reference::forward(&p, x.view(), f.view()).unwrap()
-        );
-        assert_eq!(
-            conv::backward_data(&p, dy.view(), f.view()).unwrap(),
-            reference::backward_data(&p, dy.view(), f.view()).unwrap()
-        );
+        // The chosen plans (some of them Winograd's, hence the tolerance).
+        let y = conv::forward(&p, x.view(), f.view()).unwrap();
+        assert!(max_difference(&y, &reference::forward(&p, x.view(), f.view()).unwrap()) < 1e-9);
+        let dx = conv::backward_data(&p, dy.view(), f.view()).unwrap();
+        let expected = reference::backward_data(&p, dy.view(), f.view()).unwrap();
+        assert!(max_difference(&dx, &expected) < 1e-9);
         assert_eq!(
             conv::backward_filter(&p, x.view(), dy.view()).unwrap(),
             reference::backward_filter(&p, x.view(), dy.view()).unwrap()

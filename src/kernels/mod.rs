@@ -2,11 +2,14 @@
 //! (data NHWC, filter HWIO) and nothing else: they know index arithmetic, not frameworks.
 //!
 //! - forward: im2col of a tile of output pixels + GEMM per group (a 1x1, stride-1,
-//!   unpadded convolution is one plain GEMM straight from the input);
+//!   unpadded convolution is one plain GEMM straight from the input), or Winograd's
+//!   minimal filtering for stride-1 square kernels with enough channels;
 //! - backward data (transposed convolution): the stride-phase decomposition. The output
 //!   positions with the same `(position + pad) mod stride` receive contributions from the
 //!   same kernel taps only, so each phase is a stride-1 correlation with a sub-kernel:
-//!   no multiplications by inserted zeros, and every output element is written once;
+//!   no multiplications by inserted zeros, and every output element is written once.
+//!   Where the phases' taps overlap, all phases at once are a stride-1 correlation of
+//!   `dy` (the sub-pixel view), which Winograd's algorithm computes with fewer products;
 //! - backward filter: `im2col(x)^T * dy` over fixed blocks of pixels, with partial sums
 //!   added in a fixed order, so the result does not depend on the thread count.
 //!
@@ -14,6 +17,7 @@
 //! number of threads, so results are bitwise identical for any rayon pool size.
 
 mod gemm;
+mod winograd;
 
 use crate::element::Element;
 use crate::problem::Problem;
@@ -79,8 +83,164 @@ fn gather_forward<T: Element>(
     }
 }
 
-/// `y = conv(x, w)`. `y` must be zero-filled, of length `N*OH*OW*Cout`.
-pub fn forward<T: Element>(p: &Problem, x: &[T], w: &[T], y: &mut [T]) {
+/// How [`crate::conv::forward`] computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardPlan {
+    /// im2col of tiles of output pixels, then a GEMM per group.
+    Im2col,
+    /// Winograd's minimal filtering (stride 1, no dilation, one group, square kernels up
+    /// to 5x5): fewer multiplications, at the cost of a few more rounding errors
+    /// (relative error around 1e-6 in f32 instead of 1e-7). Other problems fall back to
+    /// [`ForwardPlan::Im2col`].
+    Winograd,
+}
+
+/// Winograd is chosen when its estimated cost (products plus transforms) is below this
+/// fraction of the direct product count.
+const WINOGRAD_COST_LIMIT: f64 = 0.75;
+/// Fewest channels on either side of the GEMMs for Winograd to pay for its transforms.
+const WINOGRAD_MIN_CHANNELS: usize = 8;
+
+/// Elements of transformed filter allowed beyond the larger of the problem's arrays.
+const WINOGRAD_EXTRA_ELEMENTS: usize = 1 << 22;
+
+/// A problem in Winograd's form: the sliding correlation, where it scatters, the tile
+/// size and the estimated cost relative to direct products. `None` when the transformed
+/// filter would not fit the memory rule (max(input, output) + 16 MiB of workspace).
+fn winograd_form(
+    (s, sc): (winograd::Sliding, winograd::Scatter),
+    p: &Problem,
+) -> Option<(winograd::Sliding, winograd::Scatter, usize, f64)> {
+    let cols = sc.stride_h * sc.stride_w * sc.channels;
+    let (m, cost) = winograd::best_tile(&s, cols)?;
+    let alpha = m + s.r - 1;
+    let len = |shape: [usize; 4]| shape.iter().product::<usize>();
+    let arrays = len(p.input_shape()).max(len(p.output_shape()));
+    let filter = alpha * alpha * s.in_channels.checked_mul(cols)?;
+    (filter <= arrays.saturating_add(WINOGRAD_EXTRA_ELEMENTS)).then_some((s, sc, m, cost))
+}
+
+/// Whether every value is finite. Winograd's transforms mix a tile's inputs, so a NaN or
+/// infinity would reach outputs it is not connected to (and Inf - Inf makes NaN); such
+/// calls take the direct plans, which propagate exactly as the frameworks do.
+fn all_finite<T: Element>(values: &[T]) -> bool {
+    // v * 0 is 0 for finite v and NaN otherwise; lanes of partial sums vectorise.
+    let mut lanes = [T::zero(); 16];
+    let mut chunks = values.chunks_exact(16);
+    for chunk in &mut chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += v * T::zero();
+        }
+    }
+    lanes
+        .iter()
+        .chain(chunks.remainder())
+        .all(|v| v.is_finite())
+}
+
+/// Whether Winograd is worth its transforms on this form.
+fn winograd_pays(form: &(winograd::Sliding, winograd::Scatter, usize, f64)) -> bool {
+    let (s, sc, _, cost) = form;
+    s.in_channels >= WINOGRAD_MIN_CHANNELS
+        && sc.stride_h * sc.stride_w * sc.channels >= WINOGRAD_MIN_CHANNELS
+        && *cost < WINOGRAD_COST_LIMIT
+}
+
+impl ForwardPlan {
+    /// The plan [`crate::conv::forward`] uses for `p`.
+    pub fn choose(p: &Problem) -> ForwardPlan {
+        match forward_sliding(p).and_then(|f| winograd_form(f, p)) {
+            Some(form) if winograd_pays(&form) => ForwardPlan::Winograd,
+            _ => ForwardPlan::Im2col,
+        }
+    }
+}
+
+/// The forward direction as a sliding correlation, when Winograd applies to it.
+fn forward_sliding(p: &Problem) -> Option<(winograd::Sliding, winograd::Scatter)> {
+    let (h, w) = (p.height, p.width);
+    let r = h.kernel;
+    let fits = p.groups == 1
+        && (h.stride, w.stride, h.dilation, w.dilation) == (1, 1, 1, 1)
+        && w.kernel == r
+        && (2..winograd::MAX_ALPHA).contains(&r);
+    fits.then_some((
+        winograd::Sliding {
+            batch: p.batch,
+            in_h: h.input,
+            in_w: w.input,
+            in_channels: p.in_channels,
+            grid_h: h.output,
+            grid_w: w.output,
+            origin_h: -(h.pad_before as isize),
+            origin_w: -(w.pad_before as isize),
+            r,
+        },
+        winograd::Scatter {
+            stride_h: 1,
+            stride_w: 1,
+            shift_h: 0,
+            shift_w: 0,
+            out_h: h.output,
+            out_w: w.output,
+            channels: p.out_channels,
+        },
+    ))
+}
+
+/// The transposed direction in the sub-pixel view, when Winograd applies: output
+/// position `ih + pad = stride*q + phase` receives `dy[q - j] * w[phase + stride*j]`, so
+/// each `q` is a stride-1 correlation of `dy` with an `r x r` filter (`r = ceil(k /
+/// stride)`) whose columns are every (height phase, width phase, input channel).
+fn transposed_sliding(p: &Problem) -> Option<(winograd::Sliding, winograd::Scatter)> {
+    let (h, w) = (p.height, p.width);
+    let r = h.kernel.div_ceil(h.stride);
+    let fits = p.groups == 1
+        && (h.dilation, w.dilation) == (1, 1)
+        && w.kernel.div_ceil(w.stride) == r
+        && (2..winograd::MAX_ALPHA).contains(&r)
+        && h.input > 0
+        && w.input > 0;
+    let grid = |a: crate::problem::Axis| {
+        (a.input - 1 + a.pad_before) / a.stride - a.pad_before / a.stride + 1
+    };
+    let origin = |a: crate::problem::Axis| (a.pad_before / a.stride) as isize - (r - 1) as isize;
+    fits.then_some((
+        winograd::Sliding {
+            batch: p.batch,
+            in_h: h.output,
+            in_w: w.output,
+            in_channels: p.out_channels,
+            grid_h: grid(h),
+            grid_w: grid(w),
+            origin_h: origin(h),
+            origin_w: origin(w),
+            r,
+        },
+        winograd::Scatter {
+            stride_h: h.stride,
+            stride_w: w.stride,
+            shift_h: h.pad_before % h.stride,
+            shift_w: w.pad_before % w.stride,
+            out_h: h.input,
+            out_w: w.input,
+            channels: p.in_channels,
+        },
+    ))
+}
+
+/// `y = conv(x, w)` with a given plan.
+pub fn forward_with<T: Element>(plan: ForwardPlan, p: &Problem, x: &[T], w: &[T], y: &mut [T]) {
+    if plan == ForwardPlan::Winograd && all_finite(x) && all_finite(w) {
+        if let Some((s, sc, m, _)) = forward_sliding(p).and_then(|f| winograd_form(f, p)) {
+            winograd::correlate(&s, &sc, m, x, w, y);
+            return;
+        }
+    }
+    forward_im2col(p, x, w, y)
+}
+
+fn forward_im2col<T: Element>(p: &Problem, x: &[T], w: &[T], y: &mut [T]) {
     let (h, wd) = (p.height, p.width);
     let (cin, cout, cg, og) = (
         p.in_channels,
@@ -208,6 +368,11 @@ pub enum DataPlan {
     /// once, for large strides where a phase holds only a few cells per line; results go
     /// through a buffer the size of the output.
     PhaseMajor,
+    /// The sub-pixel view (every stride phase at once, as a stride-1 correlation of `dy`
+    /// with `ceil(k / stride)`-tap filters) computed with Winograd's minimal filtering.
+    /// Problems it does not fit (dilation, groups, unequal tap counts) fall back to
+    /// [`DataPlan::choose`]'s other plans.
+    Winograd,
 }
 
 /// Largest column buffer (elements per image) of the [`DataPlan::Col2im`] plan.
@@ -216,6 +381,14 @@ const COL2IM_MAX_ELEMENTS: usize = 1 << 20;
 impl DataPlan {
     /// The plan [`crate::conv::backward_data`] uses for `p`.
     pub fn choose(p: &Problem) -> DataPlan {
+        match transposed_sliding(p).and_then(|f| winograd_form(f, p)) {
+            Some(form) if winograd_pays(&form) => DataPlan::Winograd,
+            _ => DataPlan::choose_direct(p),
+        }
+    }
+
+    /// The plan for `p` among those that compute products one by one.
+    fn choose_direct(p: &Problem) -> DataPlan {
         let z =
             p.height.output * p.width.output * p.height.kernel * p.width.kernel * p.in_per_group();
         let (h, w) = (p.height, p.width);
@@ -254,11 +427,55 @@ pub fn backward_data_with<T: Element>(
     w: &[T],
     dx: &mut [T],
 ) {
+    let plan = match plan {
+        DataPlan::Winograd => {
+            let form = transposed_sliding(p)
+                .and_then(|f| winograd_form(f, p))
+                .filter(|_| all_finite(dy) && all_finite(w));
+            if let Some((s, sc, m, _)) = form {
+                let filter = sub_pixel_filter(p, s.r, w);
+                winograd::correlate(&s, &sc, m, dy, &filter, dx);
+                return;
+            }
+            DataPlan::choose_direct(p)
+        }
+        direct => direct,
+    };
     match plan {
-        DataPlan::Phases => backward_data_phases(p, dy, w, dx),
         DataPlan::Col2im => backward_data_col2im(p, dy, w, dx),
         DataPlan::PhaseMajor => backward_data_phase_major(p, dy, w, dx),
+        DataPlan::Phases | DataPlan::Winograd => backward_data_phases(p, dy, w, dx),
     }
+}
+
+/// The sub-pixel filter `[j_h][j_w][out channel][(phase_h, phase_w, in channel)]`:
+/// `w[phase_h + stride_h * (r - 1 - j_h), phase_w + ..., in, out]`, zero past the kernel.
+fn sub_pixel_filter<T: Element>(p: &Problem, r: usize, w: &[T]) -> Vec<T> {
+    let (h, wd) = (p.height, p.width);
+    let (cin, cout) = (p.in_channels, p.out_channels);
+    let cols = h.stride * wd.stride * cin;
+    let mut filter = vec![T::zero(); r * r * cout * cols];
+    for jh in 0..r {
+        for jw in 0..r {
+            for ph in 0..h.stride {
+                let kh = ph + h.stride * (r - 1 - jh);
+                for pw in 0..wd.stride {
+                    let kw = pw + wd.stride * (r - 1 - jw);
+                    if kh >= h.kernel || kw >= wd.kernel {
+                        continue;
+                    }
+                    for ci in 0..cin {
+                        let src = ((kh * wd.kernel + kw) * cin + ci) * cout;
+                        let col = (ph * wd.stride + pw) * cin + ci;
+                        for co in 0..cout {
+                            filter[((jh * r + jw) * cout + co) * cols + col] = w[src + co];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    filter
 }
 
 /// First position `i >= 0` with `(i + pad) mod stride == phase`, and how many there are

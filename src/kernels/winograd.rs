@@ -1,0 +1,534 @@
+//! Winograd's minimal filtering F(m x m, r x r) for stride-1, undilated correlations,
+//! with the results scattered to an output grid (so one engine serves the forward
+//! direction and, through the sub-pixel view, the transposed one).
+//!
+//! In one dimension, `y[i] = sum_k d[i + k] g[k]` for `m` outputs and `r` taps is
+//! `y = AT [(BT d) . (G g)]` with `alpha = m + r - 1` multiplications instead of `m * r`.
+//! The matrices come from the Toom-Cook interpolation of a polynomial product at the
+//! points `0, 1, -1, 2, -2, 1/2, -1/2` and infinity; in two dimensions each tile costs
+//! `alpha^2` products per (input, output) channel pair instead of `m^2 r^2`, and those
+//! products are `alpha^2` independent GEMMs over channels.
+
+use super::gemm::{gemm, Mat, MatMut};
+use crate::element::Element;
+use rayon::prelude::*;
+
+/// Interpolation points (infinity is always the last point).
+const POINTS: [f64; 7] = [0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5];
+/// Largest tile (`alpha = m + r - 1`) convt uses: beyond 6 points f32 loses accuracy.
+pub(crate) const MAX_ALPHA: usize = 6;
+/// Largest output tile `m`: the output transform's entries grow as 2^(m-1), and so do
+/// the rounding errors (F(5, 2) loses twice the digits of F(4, 3)).
+pub(crate) const MAX_TILE: usize = 4;
+/// Bytes of transformed tiles and products one task holds at a time.
+const TASK_BUDGET_BYTES: usize = 1 << 20;
+/// Tiles a task gathers at least, where the image has them, so GEMMs are not too thin.
+const MIN_TASK_TILES: usize = 24;
+
+/// The three matrices of F(m, r), row-major, in f64.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Transforms {
+    pub m: usize,
+    pub r: usize,
+    pub alpha: usize,
+    /// `m x alpha`: products to outputs.
+    pub at: Vec<f64>,
+    /// `alpha x r`: filter to products.
+    pub g: Vec<f64>,
+    /// `alpha x alpha`: input tile to products.
+    pub bt: Vec<f64>,
+}
+
+/// Coefficients of `prod (x - root)`, lowest power first.
+fn poly_from_roots(roots: impl Iterator<Item = f64>) -> Vec<f64> {
+    let mut c = vec![1.0];
+    for root in roots {
+        let mut next = vec![0.0; c.len() + 1];
+        for (i, &v) in c.iter().enumerate() {
+            next[i + 1] += v;
+            next[i] -= root * v;
+        }
+        c = next;
+    }
+    c
+}
+
+impl Transforms {
+    /// F(m, r); `m + r - 1 <= POINTS.len() + 1`.
+    pub fn new(m: usize, r: usize) -> Transforms {
+        let alpha = m + r - 1;
+        assert!(m >= 1 && r >= 1 && alpha <= POINTS.len() + 1);
+        let points = &POINTS[..alpha - 1];
+        let finite = alpha - 1;
+        let mut at = vec![0.0; m * alpha];
+        let mut g = vec![0.0; alpha * r];
+        let mut bt = vec![0.0; alpha * alpha];
+        for (j, &a) in points.iter().enumerate() {
+            for i in 0..m {
+                at[i * alpha + j] = a.powi(i as i32);
+            }
+            // Row j of BT: the Lagrange basis polynomial of point j, times its denominator,
+            // which moves to G.
+            let others = || points.iter().enumerate().filter(|&(l, _)| l != j);
+            let denominator: f64 = others().map(|(_, &b)| a - b).product();
+            for (t, c) in poly_from_roots(others().map(|(_, &b)| b))
+                .into_iter()
+                .enumerate()
+            {
+                bt[j * alpha + t] = c;
+            }
+            for k in 0..r {
+                g[j * r + k] = a.powi(k as i32) / denominator;
+            }
+        }
+        at[(m - 1) * alpha + finite] = 1.0;
+        g[finite * r + r - 1] = 1.0;
+        for (t, c) in poly_from_roots(points.iter().copied())
+            .into_iter()
+            .enumerate()
+        {
+            bt[finite * alpha + t] = c;
+        }
+        Transforms {
+            m,
+            r,
+            alpha,
+            at,
+            g,
+            bt,
+        }
+    }
+}
+
+/// A stride-1 correlation of an NHWC `input` (`in_channels` = the GEMMs' inner size)
+/// with an `r x r` filter `[r][r][in_channels][cols]`, evaluated at every position of a
+/// `grid_h x grid_w` grid: position `(gh, gw)` reads input rows `origin_h + gh + 0..r`,
+/// columns likewise; reads outside the input are zeros.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sliding {
+    pub batch: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub in_channels: usize,
+    pub grid_h: usize,
+    pub grid_w: usize,
+    pub origin_h: isize,
+    pub origin_w: isize,
+    pub r: usize,
+}
+
+/// Where a grid position's `stride_h * stride_w * channels` results go: result
+/// `(ph, pw, c)` of grid position `(gh, gw)` is output
+/// `[n, stride_h*gh + ph - shift_h, stride_w*gw + pw - shift_w, c]` when inside the
+/// `out_h x out_w` output (NHWC with `channels` channels). The forward direction has
+/// strides 1 and shifts 0; the transposed one scatters its stride phases.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scatter {
+    pub stride_h: usize,
+    pub stride_w: usize,
+    pub shift_h: usize,
+    pub shift_w: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+    pub channels: usize,
+}
+
+impl Scatter {
+    fn cols(&self) -> usize {
+        self.stride_h * self.stride_w * self.channels
+    }
+}
+
+/// Estimated cost of F(m, r) on a problem relative to the plain product count, and the
+/// best `m`: GEMM products plus the transforms (weighted as slower than GEMM work).
+pub(crate) fn best_tile(s: &Sliding, cols: usize) -> Option<(usize, f64)> {
+    let (k, n) = (s.in_channels as f64, cols as f64);
+    let direct = (s.grid_h * s.grid_w * s.r * s.r) as f64 * k * n;
+    (2..=(MAX_ALPHA + 1 - s.r).min(MAX_TILE))
+        .map(|m| {
+            let alpha = (m + s.r - 1) as f64;
+            let tiles = (s.grid_h.div_ceil(m) * s.grid_w.div_ceil(m)) as f64;
+            let mf = m as f64;
+            let products = tiles * alpha * alpha * k * n;
+            let transforms =
+                tiles * (2.0 * alpha.powi(3) * k + (alpha * alpha * mf + alpha * mf * mf) * n);
+            (m, (products + 4.0 * transforms) / direct)
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+/// Nonzero coefficients of each row of a row-major `rows x cols` matrix, as `T`.
+fn sparse_rows<T: Element>(matrix: &[f64], rows: usize, cols: usize) -> Vec<Vec<(usize, T)>> {
+    (0..rows)
+        .map(|i| {
+            (0..cols)
+                .filter(|&j| matrix[i * cols + j] != 0.0)
+                .map(|j| (j, T::from(matrix[i * cols + j]).unwrap_or_else(T::zero)))
+                .collect()
+        })
+        .collect()
+}
+
+/// Values a transform handles at once: one AVX-512 register of f32.
+const LANES: usize = 16;
+/// A vector of `LANES` values; loops over it compile to single SIMD instructions.
+type Lane<T> = [T; LANES];
+
+/// `sum coef * lanes[j]` over the terms `(j, coef)`.
+#[inline(always)]
+fn combine<T: Element>(
+    lanes: &[Lane<T>],
+    offset: usize,
+    stride: usize,
+    terms: &[(usize, T)],
+) -> Lane<T> {
+    let mut acc = [T::zero(); LANES];
+    for &(j, c) in terms {
+        let x = &lanes[offset + j * stride];
+        for i in 0..LANES {
+            acc[i] += c * x[i];
+        }
+    }
+    acc
+}
+
+/// Copies `len <= LANES` values into a lane (a whole register when `len == LANES`).
+#[inline(always)]
+fn load<T: Element>(lane: &mut Lane<T>, src: &[T], len: usize) {
+    if let Some(full) = src.first_chunk::<LANES>().filter(|_| len == LANES) {
+        *lane = *full;
+    } else {
+        lane[..len].copy_from_slice(&src[..len]);
+    }
+}
+
+/// Copies the first `len <= LANES` values of a lane out.
+#[inline(always)]
+fn store<T: Element>(dst: &mut [T], lane: &Lane<T>, len: usize) {
+    if let Some(full) = dst.first_chunk_mut::<LANES>().filter(|_| len == LANES) {
+        *full = *lane;
+    } else {
+        dst[..len].copy_from_slice(&lane[..len]);
+    }
+}
+
+/// Buffers one task reuses from tile to tile.
+struct Scratch<T> {
+    v: Vec<T>,
+    prod: Vec<T>,
+    y: Vec<T>,
+}
+
+/// Computes the sliding correlation and scatters it into `out` (`batch x out_h x out_w x
+/// channels`), with tiles of `m x m` grid positions. `filter` is `[r][r][in_channels][cols]`.
+pub(crate) fn correlate<T: Element>(
+    s: &Sliding,
+    scatter: &Scatter,
+    m: usize,
+    input: &[T],
+    filter: &[T],
+    out: &mut [T],
+) {
+    let tr = Transforms::new(m, s.r);
+    let alpha = tr.alpha;
+    let (k, n) = (s.in_channels, scatter.cols());
+    if out.is_empty() || k == 0 || n == 0 || s.grid_h == 0 || s.grid_w == 0 {
+        return;
+    }
+    let u = transform_filter(&tr, s, n, filter);
+    let (tiles_h, tiles_w) = (s.grid_h.div_ceil(m), s.grid_w.div_ceil(m));
+    // Tasks take `band` consecutive tile rows of the whole batch (they may span images).
+    let tile_rows = s.batch * tiles_h;
+    let band = MIN_TASK_TILES.div_ceil(tiles_w).min(tile_rows).max(1);
+    let tiles = band * tiles_w;
+    // Columns per task: whole height phases, as many as the budget allows.
+    let phase_cols = scatter.stride_w * scatter.channels;
+    let budget_cols = TASK_BUDGET_BYTES / (alpha * alpha * tiles * std::mem::size_of::<T>());
+    let phases_per_chunk = (budget_cols / phase_cols).clamp(1, scatter.stride_h);
+    let chunks = scatter.stride_h.div_ceil(phases_per_chunk);
+
+    // Hand each task the output rows it writes: (band, phase chunk) owns rows
+    // stride_h*gh + ph - shift_h of each image for gh in the band's grid rows and ph in
+    // the chunk; slots are (tile row, grid row in the tile, phase).
+    let row_len = scatter.out_w * scatter.channels;
+    let mut rows: Vec<Option<&mut [T]>> = out.chunks_mut(row_len).map(Some).collect();
+    let mut tasks = Vec::new();
+    for b in 0..tile_rows.div_ceil(band) {
+        for c in 0..chunks {
+            let (p0, p1) = (
+                c * phases_per_chunk,
+                ((c + 1) * phases_per_chunk).min(scatter.stride_h),
+            );
+            let (r0, r1) = (b * band, ((b + 1) * band).min(tile_rows));
+            let mut mine = Vec::with_capacity((r1 - r0) * m * (p1 - p0));
+            for row in r0..r1 {
+                let (image, th) = (row / tiles_h, row % tiles_h);
+                for gh in th * m..th * m + m {
+                    for ph in p0..p1 {
+                        let oh = (scatter.stride_h * gh + ph).checked_sub(scatter.shift_h);
+                        mine.push(
+                            oh.filter(|&oh| gh < s.grid_h && oh < scatter.out_h)
+                                .and_then(|oh| rows[image * scatter.out_h + oh].take()),
+                        );
+                    }
+                }
+            }
+            tasks.push((r0, r1, p0, p1, mine));
+        }
+    }
+    let job = Job {
+        s,
+        scatter,
+        tr: &tr,
+        bt: sparse_rows(&tr.bt, alpha, alpha),
+        at: sparse_rows(&tr.at, m, alpha),
+        input,
+        u: &u,
+        tiles_h,
+        tiles_w,
+    };
+    let scratch = || Scratch {
+        v: Vec::new(),
+        prod: Vec::new(),
+        y: Vec::new(),
+    };
+    tasks
+        .into_par_iter()
+        .for_each_init(scratch, |scratch, task| job.run(scratch, task));
+}
+
+/// `U[xi][nu][k][col] = sum G[xi][a] G[nu][b] filter[a][b][k][col]`.
+fn transform_filter<T: Element>(tr: &Transforms, s: &Sliding, cols: usize, filter: &[T]) -> Vec<T> {
+    let (alpha, r) = (tr.alpha, tr.r);
+    let plane = s.in_channels * cols;
+    let g = sparse_rows::<T>(&tr.g, alpha, r);
+    let mut u = vec![T::zero(); alpha * alpha * plane];
+    u.par_chunks_mut(plane).enumerate().for_each(|(xn, dst)| {
+        let (xi, nu) = (xn / alpha, xn % alpha);
+        for &(a, ca) in &g[xi] {
+            for &(b, cb) in &g[nu] {
+                let c = ca * cb;
+                let src = &filter[(a * r + b) * plane..][..plane];
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d += c * v;
+                }
+            }
+        }
+    });
+    u
+}
+
+/// One task: tile rows `r0..r1` of the batch, height phases `p0..p1`, and the output rows
+/// it owns (tile row, grid row within the tile, phase).
+type Task<'o, T> = (usize, usize, usize, usize, Vec<Option<&'o mut [T]>>);
+
+/// What every task of one [`correlate`] call shares.
+struct Job<'a, T> {
+    s: &'a Sliding,
+    scatter: &'a Scatter,
+    tr: &'a Transforms,
+    bt: Vec<Vec<(usize, T)>>,
+    at: Vec<Vec<(usize, T)>>,
+    input: &'a [T],
+    u: &'a [T],
+    tiles_h: usize,
+    tiles_w: usize,
+}
+
+impl<T: Element> Job<'_, T> {
+    fn run(&self, scratch: &mut Scratch<T>, task: Task<'_, T>) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX-512F and FMA, checked just above; `run_wide` is
+            // the portable `run_portable` compiled with those features (no intrinsics).
+            unsafe { self.run_wide(scratch, task) };
+            return;
+        }
+        self.run_portable(scratch, task);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    fn run_wide(&self, scratch: &mut Scratch<T>, task: Task<'_, T>) {
+        self.run_portable(scratch, task);
+    }
+
+    /// One task: the tiles of tile rows `r0..r1` of the batch, result columns of height
+    /// phases `p0..p1`.
+    #[inline(always)]
+    fn run_portable(&self, scratch: &mut Scratch<T>, task: Task<'_, T>) {
+        let (r0, r1, p0, p1, mut rows) = task;
+        let (s, sc, m, alpha) = (self.s, self.scatter, self.tr.m, self.tr.alpha);
+        let (k, cols) = (s.in_channels, sc.cols());
+        let tiles = (r1 - r0) * self.tiles_w;
+        let planes = alpha * alpha;
+        let zero = [T::zero(); LANES];
+
+        // Input transform, LANES channels at a time: V[xi][nu][tile][k].
+        scratch.v.resize(planes * tiles * k, T::zero());
+        let v = &mut scratch.v;
+        let mut d = [zero; MAX_ALPHA * MAX_ALPHA];
+        let mut half = [zero; MAX_ALPHA * MAX_ALPHA];
+        for tile in 0..tiles {
+            let row = r0 + tile / self.tiles_w;
+            let (image, th, tw) = (row / self.tiles_h, row % self.tiles_h, tile % self.tiles_w);
+            for c0 in (0..k).step_by(LANES) {
+                let len = LANES.min(k - c0);
+                for a in 0..alpha {
+                    let ih = s.origin_h + (th * m + a) as isize;
+                    for bb in 0..alpha {
+                        let iw = s.origin_w + (tw * m + bb) as isize;
+                        let lane = &mut d[a * alpha + bb];
+                        *lane = zero;
+                        if ih >= 0 && (ih as usize) < s.in_h && iw >= 0 && (iw as usize) < s.in_w {
+                            let src = ((image * s.in_h + ih as usize) * s.in_w + iw as usize) * k;
+                            load(lane, &self.input[src + c0..], len);
+                        }
+                    }
+                }
+                // half[xi][bb] = sum_a BT[xi][a] d[a][bb]; V[xi][nu] = sum_bb BT[nu][bb] half[xi][bb].
+                for xi in 0..alpha {
+                    for bb in 0..alpha {
+                        half[xi * alpha + bb] = combine(&d, bb, alpha, &self.bt[xi]);
+                    }
+                }
+                for xi in 0..alpha {
+                    for nu in 0..alpha {
+                        let lane = combine(&half, xi * alpha, 1, &self.bt[nu]);
+                        store(
+                            &mut v[((xi * alpha + nu) * tiles + tile) * k + c0..],
+                            &lane,
+                            len,
+                        );
+                    }
+                }
+            }
+        }
+
+        // Products: M[xi][nu][tile][col] for the chunk's columns.
+        let (c0, c1) = (
+            p0 * sc.stride_w * sc.channels,
+            p1 * sc.stride_w * sc.channels,
+        );
+        let nc = c1 - c0;
+        scratch.prod.resize(planes * tiles * nc, T::zero());
+        let prod = &mut scratch.prod;
+        for (plane, dst) in prod.chunks_mut(tiles * nc).enumerate() {
+            gemm(
+                MatMut {
+                    data: dst,
+                    rows: tiles,
+                    cols: nc,
+                    row_stride: nc,
+                    col_stride: 1,
+                },
+                false,
+                Mat {
+                    data: &v[plane * tiles * k..][..tiles * k],
+                    rows: tiles,
+                    cols: k,
+                    row_stride: k,
+                    col_stride: 1,
+                },
+                Mat {
+                    data: &self.u[plane * k * cols + c0..],
+                    rows: k,
+                    cols: nc,
+                    row_stride: cols,
+                    col_stride: 1,
+                },
+            );
+        }
+
+        // Output transform, LANES columns at a time, then the scatter.
+        scratch.y.resize(m * m * nc, T::zero());
+        let y = &mut scratch.y;
+        let mut gathered = [zero; MAX_ALPHA * MAX_ALPHA];
+        let phase_rows = p1 - p0;
+        for tile in 0..tiles {
+            let (local_row, tw) = (tile / self.tiles_w, tile % self.tiles_w);
+            for j0 in (0..nc).step_by(LANES) {
+                let len = LANES.min(nc - j0);
+                for (plane, lane) in gathered[..planes].iter_mut().enumerate() {
+                    load(lane, &prod[(plane * tiles + tile) * nc + j0..], len);
+                }
+                // half[a][nu] = sum_xi AT[a][xi] M[xi][nu]; y[a][bb] = sum_nu AT[bb][nu] half[a][nu].
+                for a in 0..m {
+                    for nu in 0..alpha {
+                        half[a * alpha + nu] = combine(&gathered, nu, alpha, &self.at[a]);
+                    }
+                    for bb in 0..m {
+                        let lane = combine(&half, a * alpha, 1, &self.at[bb]);
+                        store(&mut y[(a * m + bb) * nc + j0..], &lane, len);
+                    }
+                }
+            }
+            for a in 0..m {
+                for ph in p0..p1 {
+                    let slot = (local_row * m + a) * phase_rows + ph - p0;
+                    let Some(row) = rows[slot].as_deref_mut() else {
+                        continue;
+                    };
+                    for bb in 0..m {
+                        let gw = tw * m + bb;
+                        if gw >= s.grid_w {
+                            break;
+                        }
+                        for pw in 0..sc.stride_w {
+                            let Some(ow) = (sc.stride_w * gw + pw).checked_sub(sc.shift_w) else {
+                                continue;
+                            };
+                            if ow >= sc.out_w {
+                                continue;
+                            }
+                            let src =
+                                (a * m + bb) * nc + ((ph - p0) * sc.stride_w + pw) * sc.channels;
+                            row[ow * sc.channels..][..sc.channels]
+                                .copy_from_slice(&y[src..][..sc.channels]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `AT [(BT d) . (G g)]` is the correlation of `d` with `g`, for every tile size used.
+    #[test]
+    fn transforms_compute_the_correlation() {
+        let mut state = 12345u64;
+        let mut next = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+            ((state >> 33) % 1000) as f64 / 100.0 - 5.0
+        };
+        for r in 1..=5 {
+            for m in 1..=(MAX_ALPHA + 2 - r) {
+                let t = Transforms::new(m, r);
+                let d: Vec<f64> = (0..t.alpha).map(|_| next()).collect();
+                let g: Vec<f64> = (0..r).map(|_| next()).collect();
+                let bd: Vec<f64> = (0..t.alpha)
+                    .map(|j| (0..t.alpha).map(|i| t.bt[j * t.alpha + i] * d[i]).sum())
+                    .collect();
+                let gg: Vec<f64> = (0..t.alpha)
+                    .map(|j| (0..r).map(|i| t.g[j * r + i] * g[i]).sum())
+                    .collect();
+                for i in 0..m {
+                    let got: f64 = (0..t.alpha)
+                        .map(|j| t.at[i * t.alpha + j] * bd[j] * gg[j])
+                        .sum();
+                    let want: f64 = (0..r).map(|q| d[i + q] * g[q]).sum();
+                    assert!(
+                        (got - want).abs() < 1e-9 * (1.0 + want.abs()),
+                        "F({m},{r}) output {i}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}
