@@ -646,6 +646,21 @@ fn backward_data_col2im<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]
     } else {
         h.input
     };
+    // Z offsets `ow * zdim + kw * cg` of the width taps landing on each output column.
+    let mut width_taps = Vec::new();
+    let mut tap_starts = vec![0];
+    for iw in 0..wd.input {
+        let wpos = iw + wd.pad_before;
+        for kw in 0..wd.kernel {
+            let Some(off) = wpos.checked_sub(kw * wd.dilation) else {
+                break;
+            };
+            if off % wd.stride == 0 && off / wd.stride < wd.output {
+                width_taps.push(off / wd.stride * zdim + kw * cg);
+            }
+        }
+        tap_starts.push(width_taps.len());
+    }
     dx.par_chunks_mut(h.input * wd.input * cin)
         .enumerate()
         .for_each(|(n, dx_image)| {
@@ -693,40 +708,78 @@ fn backward_data_col2im<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]
                             lhs,
                             rhs,
                         );
-                        // Each output position gathers the taps that land on it, in a fixed order.
+                        // Each output position gathers the taps that land on it, in a fixed
+                        // order (kh, then kw). Width taps depend on the column only:
+                        // offsets `ow * zdim + kw * cg` into a Z row block.
+                        let mut bases = Vec::with_capacity(h.kernel);
                         for ih in ih_lo..ih_hi {
                             let hpos = ih + h.pad_before;
+                            bases.clear();
                             for kh in 0..h.kernel {
                                 let Some(off) = hpos.checked_sub(kh * h.dilation) else {
                                     break;
                                 };
-                                if off % h.stride != 0 || off / h.stride >= oh_hi {
-                                    continue;
+                                if off % h.stride == 0 && off / h.stride < oh_hi {
+                                    bases.push(
+                                        (off / h.stride - oh_lo) * wd.output * zdim
+                                            + kh * wd.kernel * cg,
+                                    );
                                 }
-                                let zrow = (off / h.stride - oh_lo) * wd.output;
-                                for iw in 0..wd.input {
-                                    let wpos = iw + wd.pad_before;
-                                    let out = &mut dx_band
-                                        [((ih - ih_lo) * wd.input + iw) * cin + g * cg..][..cg];
-                                    for kw in 0..wd.kernel {
-                                        let Some(off) = wpos.checked_sub(kw * wd.dilation) else {
-                                            break;
-                                        };
-                                        if off % wd.stride != 0 || off / wd.stride >= wd.output {
-                                            continue;
-                                        }
-                                        let src = &z[(zrow + off / wd.stride) * zdim
-                                            + (kh * wd.kernel + kw) * cg..][..cg];
-                                        for (o, &v) in out.iter_mut().zip(src) {
-                                            *o += v;
-                                        }
-                                    }
-                                }
+                            }
+                            let line = &mut dx_band[(ih - ih_lo) * wd.input * cin..];
+                            for iw in 0..wd.input {
+                                let out = &mut line[iw * cin + g * cg..][..cg];
+                                let taps = &width_taps[tap_starts[iw]..tap_starts[iw + 1]];
+                                gather_taps(out, &z, &bases, taps);
                             }
                         }
                     }
                 });
         });
+}
+
+/// `out += z[base + tap ..][..out.len()]` for every height base and width tap, in that
+/// order, with the few-channel cases (RGB outputs) summed in registers.
+#[inline(always)]
+fn gather_taps<T: Element>(out: &mut [T], z: &[T], bases: &[usize], taps: &[usize]) {
+    fn fixed<T: Element, const N: usize>(
+        out: &mut [T],
+        z: &[T],
+        bases: &[usize],
+        taps: &[usize],
+    ) -> bool {
+        let Some(out) = out.first_chunk_mut::<N>() else {
+            return false;
+        };
+        let mut acc = *out;
+        for &base in bases {
+            for &tap in taps {
+                let src = &z[base + tap..base + tap + N];
+                for i in 0..N {
+                    acc[i] += src[i];
+                }
+            }
+        }
+        *out = acc;
+        true
+    }
+    let n = out.len();
+    let done = match n {
+        1 => fixed::<T, 1>(out, z, bases, taps),
+        2 => fixed::<T, 2>(out, z, bases, taps),
+        3 => fixed::<T, 3>(out, z, bases, taps),
+        4 => fixed::<T, 4>(out, z, bases, taps),
+        _ => false,
+    };
+    if !done {
+        for &base in bases {
+            for &tap in taps {
+                for (o, &v) in out.iter_mut().zip(&z[base + tap..][..n]) {
+                    *o += v;
+                }
+            }
+        }
+    }
 }
 
 fn backward_data_phases<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]) {
