@@ -55,6 +55,7 @@ fn main() {
             DataPlan::Col2im,
             DataPlan::PhaseMajor,
             DataPlan::Winograd,
+            DataPlan::SubPixel,
         ] {
             if !wanted(&format!("{plan:?}")) {
                 continue;

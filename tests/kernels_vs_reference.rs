@@ -55,7 +55,7 @@ fn max_difference(a: &Array4<f64>, b: &Array4<f64>) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// Geometries the Winograd plans take (stride-1 forward, sub-pixel transposed with
+/// Geometries the Winograd and sub-pixel plans take (stride-1 forward, sub-pixel transposed with
 /// `ceil(kernel / stride)` from 2 to 5 taps), many channels and tiles that end
 /// mid-image, in both directions and with explicit, SAME and cropping paddings.
 #[test]
@@ -124,7 +124,7 @@ proptest! {
         let winograd = conv::forward_with(ForwardPlan::Winograd, &p, x.view(), f.view()).unwrap();
         prop_assert!(max_difference(&winograd, &expected) < 1e-9, "forward Winograd");
         let expected = reference::backward_data(&p, dy.view(), f.view()).unwrap();
-        for plan in [DataPlan::Phases, DataPlan::Col2im, DataPlan::PhaseMajor] {
+        for plan in [DataPlan::Phases, DataPlan::Col2im, DataPlan::PhaseMajor, DataPlan::SubPixel] {
             prop_assert_eq!(&conv::backward_data_with(plan, &p, dy.view(), f.view()).unwrap(), &expected, "{:?}", plan);
         }
         let winograd = conv::backward_data_with(DataPlan::Winograd, &p, dy.view(), f.view()).unwrap();

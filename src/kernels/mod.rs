@@ -112,6 +112,9 @@ fn winograd_form(
     p: &Problem,
 ) -> Option<(winograd::Sliding, winograd::Scatter, usize, f64)> {
     let cols = sc.stride_h * sc.stride_w * sc.channels;
+    if !(2..winograd::MAX_ALPHA).contains(&s.r) {
+        return None;
+    }
     let (m, cost) = winograd::best_tile(&s, cols)?;
     let alpha = m + s.r - 1;
     let len = |shape: [usize; 4]| shape.iter().product::<usize>();
@@ -120,9 +123,20 @@ fn winograd_form(
     (filter <= arrays.saturating_add(WINOGRAD_EXTRA_ELEMENTS)).then_some((s, sc, m, cost))
 }
 
+/// Whether the direct sub-pixel plan's windows and filter fit the memory rule.
+fn sub_pixel_fits((s, sc): &(winograd::Sliding, winograd::Scatter), p: &Problem) -> bool {
+    let len = |shape: [usize; 4]| shape.iter().product::<usize>();
+    let arrays = len(p.input_shape()).max(len(p.output_shape()));
+    let kdim = s.r * s.r * s.in_channels;
+    let windows = s.batch * s.grid_h * s.grid_w * kdim;
+    let filter = kdim.saturating_mul(sc.cols());
+    windows.saturating_add(filter) <= arrays.saturating_add(WINOGRAD_EXTRA_ELEMENTS)
+}
+
 /// Whether every value is finite. Winograd's transforms mix a tile's inputs, so a NaN or
-/// infinity would reach outputs it is not connected to (and Inf - Inf makes NaN); such
-/// calls take the direct plans, which propagate exactly as the frameworks do.
+/// infinity would reach outputs it is not connected to (and Inf - Inf makes NaN), and the
+/// sub-pixel plan multiplies padding and zero taps (0 * Inf = NaN); such calls take the
+/// plans that skip those products, which propagate exactly as the frameworks do.
 fn all_finite<T: Element>(values: &[T]) -> bool {
     // v * 0 is 0 for finite v and NaN otherwise; lanes of partial sums vectorise.
     let mut lanes = [T::zero(); 16];
@@ -198,7 +212,7 @@ fn transposed_sliding(p: &Problem) -> Option<(winograd::Sliding, winograd::Scatt
     let fits = p.groups == 1
         && (h.dilation, w.dilation) == (1, 1)
         && w.kernel.div_ceil(w.stride) == r
-        && (2..winograd::MAX_ALPHA).contains(&r)
+        && r >= 1
         && h.input > 0
         && w.input > 0;
     let grid = |a: crate::problem::Axis| {
@@ -373,6 +387,10 @@ pub enum DataPlan {
     /// Problems it does not fit (dilation, groups, unequal tap counts) fall back to
     /// [`DataPlan::choose`]'s other plans.
     Winograd,
+    /// The sub-pixel view computed directly: one GEMM per (image, height phase) over the
+    /// windows of `dy`, with every width phase's columns at once. For large strides.
+    /// Problems it does not fit (dilation, groups) fall back like [`DataPlan::Winograd`].
+    SubPixel,
 }
 
 /// Largest column buffer (elements per image) of the [`DataPlan::Col2im`] plan.
@@ -407,11 +425,12 @@ impl DataPlan {
                 && z <= COL2IM_MAX_ELEMENTS)
         {
             DataPlan::Col2im
-        } else if w.input / w.stride < 32
-            && w.stride >= 4
-            && phase_cells * phase_taps <= COL2IM_MAX_ELEMENTS
-        {
-            DataPlan::PhaseMajor
+        } else if w.input / w.stride < 32 && w.stride >= 4 {
+            match transposed_sliding(p) {
+                Some(form) if sub_pixel_fits(&form, p) => DataPlan::SubPixel,
+                _ if phase_cells * phase_taps <= COL2IM_MAX_ELEMENTS => DataPlan::PhaseMajor,
+                _ => DataPlan::Phases,
+            }
         } else {
             DataPlan::Phases
         }
@@ -439,12 +458,24 @@ pub fn backward_data_with<T: Element>(
             }
             DataPlan::choose_direct(p)
         }
+        DataPlan::SubPixel => {
+            let form = transposed_sliding(p)
+                .filter(|f| sub_pixel_fits(f, p) && all_finite(dy) && all_finite(w));
+            if let Some((s, sc)) = form {
+                let filter = sub_pixel_filter(p, s.r, w);
+                winograd::correlate_direct(&s, &sc, dy, &filter, dx);
+                return;
+            }
+            DataPlan::choose_direct(p)
+        }
         direct => direct,
     };
     match plan {
         DataPlan::Col2im => backward_data_col2im(p, dy, w, dx),
         DataPlan::PhaseMajor => backward_data_phase_major(p, dy, w, dx),
-        DataPlan::Phases | DataPlan::Winograd => backward_data_phases(p, dy, w, dx),
+        DataPlan::Phases | DataPlan::Winograd | DataPlan::SubPixel => {
+            backward_data_phases(p, dy, w, dx)
+        }
     }
 }
 
@@ -455,8 +486,15 @@ fn sub_pixel_filter<T: Element>(p: &Problem, r: usize, w: &[T]) -> Vec<T> {
     let (cin, cout) = (p.in_channels, p.out_channels);
     let cols = h.stride * wd.stride * cin;
     let mut filter = vec![T::zero(); r * r * cout * cols];
-    for jh in 0..r {
-        for jw in 0..r {
+    if cols == 0 {
+        return filter;
+    }
+    // One row per (j_h, j_w, out channel), written in order.
+    filter
+        .par_chunks_mut(cols)
+        .enumerate()
+        .for_each(|(index, row)| {
+            let (jh, jw, co) = (index / (r * cout), index / cout % r, index % cout);
             for ph in 0..h.stride {
                 let kh = ph + h.stride * (r - 1 - jh);
                 for pw in 0..wd.stride {
@@ -464,17 +502,14 @@ fn sub_pixel_filter<T: Element>(p: &Problem, r: usize, w: &[T]) -> Vec<T> {
                     if kh >= h.kernel || kw >= wd.kernel {
                         continue;
                     }
-                    for ci in 0..cin {
-                        let src = ((kh * wd.kernel + kw) * cin + ci) * cout;
-                        let col = (ph * wd.stride + pw) * cin + ci;
-                        for co in 0..cout {
-                            filter[((jh * r + jw) * cout + co) * cols + col] = w[src + co];
-                        }
+                    let src = (kh * wd.kernel + kw) * cin;
+                    let dst = &mut row[(ph * wd.stride + pw) * cin..][..cin];
+                    for (ci, d) in dst.iter_mut().enumerate() {
+                        *d = w[(src + ci) * cout + co];
                     }
                 }
             }
-        }
-    }
+        });
     filter
 }
 

@@ -134,8 +134,40 @@ pub(crate) struct Scatter {
 }
 
 impl Scatter {
-    fn cols(&self) -> usize {
+    /// Result columns of one grid position: `(ph, pw, c)`.
+    pub fn cols(&self) -> usize {
         self.stride_h * self.stride_w * self.channels
+    }
+
+    /// The output row that grid row `gh` (of `grid_h`) and height phase `ph` of `image`
+    /// land on, taken out of `rows` (every output row of the batch), when it exists.
+    pub fn take_row<'o, T>(
+        &self,
+        rows: &mut [Option<&'o mut [T]>],
+        image: usize,
+        (gh, grid_h): (usize, usize),
+        ph: usize,
+    ) -> Option<&'o mut [T]> {
+        let oh = (self.stride_h * gh + ph).checked_sub(self.shift_h)?;
+        if gh >= grid_h || oh >= self.out_h {
+            return None;
+        }
+        rows[image * self.out_h + oh].take()
+    }
+
+    /// Writes one grid column's results for one height phase, `values` = `(pw, c)`, into
+    /// its output row, dropping what falls outside the output.
+    pub fn write<T: Copy>(&self, row: &mut [T], gw: usize, values: &[T]) {
+        let c = self.channels;
+        for pw in 0..self.stride_w {
+            let Some(ow) = (self.stride_w * gw + pw).checked_sub(self.shift_w) else {
+                continue;
+            };
+            if ow >= self.out_w {
+                break;
+            }
+            row[ow * c..][..c].copy_from_slice(&values[pw * c..][..c]);
+        }
     }
 }
 
@@ -265,11 +297,7 @@ pub(crate) fn correlate<T: Element>(
                 let (image, th) = (row / tiles_h, row % tiles_h);
                 for gh in th * m..th * m + m {
                     for ph in p0..p1 {
-                        let oh = (scatter.stride_h * gh + ph).checked_sub(scatter.shift_h);
-                        mine.push(
-                            oh.filter(|&oh| gh < s.grid_h && oh < scatter.out_h)
-                                .and_then(|oh| rows[image * scatter.out_h + oh].take()),
-                        );
+                        mine.push(scatter.take_row(&mut rows, image, (gh, s.grid_h), ph));
                     }
                 }
             }
@@ -476,23 +504,111 @@ impl<T: Element> Job<'_, T> {
                         if gw >= s.grid_w {
                             break;
                         }
-                        for pw in 0..sc.stride_w {
-                            let Some(ow) = (sc.stride_w * gw + pw).checked_sub(sc.shift_w) else {
-                                continue;
-                            };
-                            if ow >= sc.out_w {
-                                continue;
-                            }
-                            let src =
-                                (a * m + bb) * nc + ((ph - p0) * sc.stride_w + pw) * sc.channels;
-                            row[ow * sc.channels..][..sc.channels]
-                                .copy_from_slice(&y[src..][..sc.channels]);
-                        }
+                        let src = (a * m + bb) * nc + (ph - p0) * sc.stride_w * sc.channels;
+                        sc.write(row, gw, &y[src..]);
                     }
                 }
             }
         }
     }
+}
+
+/// The same sliding correlation computed directly: the windows of every grid position
+/// (im2col, `r * r * in_channels` wide) times the filter, one GEMM per (image, height
+/// phase) with all of that phase's `stride_w * channels` columns, its rows scattered
+/// straight from an L2-sized buffer. For large strides, where a phase's own GEMM would
+/// be only `channels` wide.
+pub(crate) fn correlate_direct<T: Element>(
+    s: &Sliding,
+    scatter: &Scatter,
+    input: &[T],
+    filter: &[T],
+    out: &mut [T],
+) {
+    let (k, cols) = (s.in_channels, scatter.cols());
+    let kdim = s.r * s.r * k;
+    if out.is_empty() || kdim == 0 || cols == 0 || s.grid_h == 0 || s.grid_w == 0 {
+        return;
+    }
+    // Windows: rows (image, gh, gw), columns (jh, jw, k), zeros outside the input.
+    let positions = s.grid_h * s.grid_w;
+    let mut windows = vec![T::zero(); s.batch * positions * kdim];
+    windows
+        .par_chunks_mut(kdim)
+        .enumerate()
+        .for_each(|(pos, window)| {
+            let (image, gh, gw) = (pos / positions, pos / s.grid_w % s.grid_h, pos % s.grid_w);
+            for jh in 0..s.r {
+                let ih = s.origin_h + (gh + jh) as isize;
+                if ih < 0 || ih as usize >= s.in_h {
+                    continue;
+                }
+                for jw in 0..s.r {
+                    let iw = s.origin_w + (gw + jw) as isize;
+                    if iw < 0 || iw as usize >= s.in_w {
+                        continue;
+                    }
+                    let src = ((image * s.in_h + ih as usize) * s.in_w + iw as usize) * k;
+                    window[(jh * s.r + jw) * k..][..k].copy_from_slice(&input[src..src + k]);
+                }
+            }
+        });
+    let row_len = scatter.out_w * scatter.channels;
+    let mut rows: Vec<Option<&mut [T]>> = out.chunks_mut(row_len).map(Some).collect();
+    let mut tasks = Vec::new();
+    for image in 0..s.batch {
+        for ph in 0..scatter.stride_h {
+            let mine: Vec<_> = (0..s.grid_h)
+                .map(|gh| scatter.take_row(&mut rows, image, (gh, s.grid_h), ph))
+                .collect();
+            tasks.push((image, ph, mine));
+        }
+    }
+    let phase_cols = scatter.stride_w * scatter.channels;
+    tasks.into_par_iter().for_each(|(image, ph, mut mine)| {
+        // Grid rows of this phase that reach the output, as one contiguous range.
+        let (Some(g0), Some(g1)) = (
+            mine.iter().position(Option::is_some),
+            mine.iter().rposition(Option::is_some),
+        ) else {
+            return;
+        };
+        let rows_used = (g1 + 1 - g0) * s.grid_w;
+        let mut result = vec![T::zero(); rows_used * phase_cols];
+        gemm(
+            MatMut {
+                data: &mut result,
+                rows: rows_used,
+                cols: phase_cols,
+                row_stride: phase_cols,
+                col_stride: 1,
+            },
+            false,
+            Mat {
+                data: &windows[(image * positions + g0 * s.grid_w) * kdim..][..rows_used * kdim],
+                rows: rows_used,
+                cols: kdim,
+                row_stride: kdim,
+                col_stride: 1,
+            },
+            Mat {
+                data: &filter[ph * phase_cols..],
+                rows: kdim,
+                cols: phase_cols,
+                row_stride: cols,
+                col_stride: 1,
+            },
+        );
+        for (local, slot) in mine[g0..=g1].iter_mut().enumerate() {
+            let Some(row) = slot.as_deref_mut() else {
+                continue;
+            };
+            for gw in 0..s.grid_w {
+                let src = (local * s.grid_w + gw) * phase_cols;
+                scatter.write(row, gw, &result[src..]);
+            }
+        }
+    });
 }
 
 #[cfg(test)]
