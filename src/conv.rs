@@ -22,6 +22,7 @@ use crate::kernels;
 pub use crate::kernels::{DataPlan, ForwardPlan};
 use crate::problem::{element_count, Problem};
 use ndarray::{Array4, ArrayView4};
+use rayon::iter::ParallelExtend;
 
 /// Refuses an array whose shape is not the problem's (argument `arg`).
 pub(crate) fn check(arg: &str, got: &[usize], expected: [usize; 4]) -> Result<()> {
@@ -46,7 +47,13 @@ pub fn try_zeros<T: Element>(arg: &str, shape: [usize; 4]) -> Result<Array4<T>> 
                 len.saturating_mul(std::mem::size_of::<T>())
             ),
         })?;
-    data.resize(len, T::zero());
+    // Zeroed by all threads: a single-threaded memset of a large output would cost as
+    // much as a two-thread kernel's share of the work.
+    if len < 1 << 16 {
+        data.resize(len, T::zero());
+    } else {
+        data.par_extend(rayon::iter::repeat_n(T::zero(), len));
+    }
     Array4::from_shape_vec(shape, data).map_err(|e| ConvError::Shape {
         arg: arg.into(),
         message: e.to_string(),

@@ -26,6 +26,8 @@ use rayon::prelude::*;
 
 /// Bytes of im2col buffer one task gathers at a time.
 const COL_BUDGET_BYTES: usize = 256 * 1024;
+/// Bytes of im2col buffer one filter-gradient block gathers (the products' inner size).
+const FILTER_COL_BUDGET_BYTES: usize = 2 << 20;
 /// Upper bound on the partial filter-gradient buffers of [`backward_filter`].
 const PARTIAL_BUDGET_BYTES: usize = 8 << 20;
 /// Most partial sums of [`backward_filter`].
@@ -703,7 +705,7 @@ fn backward_data_col2im<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]
             dx_image
                 .par_chunks_mut(band * wd.input * cin)
                 .enumerate()
-                .for_each(|(b, dx_band)| {
+                .for_each_init(Vec::new, |z, (b, dx_band)| {
                     let ih_lo = b * band;
                     let ih_hi = ih_lo + dx_band.len() / (wd.input * cin);
                     // dy rows whose taps reach the band.
@@ -714,7 +716,11 @@ fn backward_data_col2im<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]
                         return;
                     }
                     let rows = (oh_hi - oh_lo) * wd.output;
-                    let mut z = vec![T::zero(); rows * zdim];
+                    // Scratch reused from band to band: the GEMM overwrites what it uses.
+                    if z.len() < rows * zdim {
+                        z.resize(rows * zdim, T::zero());
+                    }
+                    let z = &mut z[..rows * zdim];
                     for g in 0..p.groups {
                         // Z[(oh, ow), (kh, kw, ci)] = sum_m dy[n, oh, ow, g*Og + m] * w[kh, kw, ci, g*Og + m].
                         let lhs = Mat {
@@ -733,7 +739,7 @@ fn backward_data_col2im<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]
                         };
                         gemm(
                             MatMut {
-                                data: &mut z,
+                                data: &mut *z,
                                 rows,
                                 cols: zdim,
                                 row_stride: zdim,
@@ -765,7 +771,7 @@ fn backward_data_col2im<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]
                             for iw in 0..wd.input {
                                 let out = &mut line[iw * cin + g * cg..][..cg];
                                 let taps = &width_taps[tap_starts[iw]..tap_starts[iw + 1]];
-                                gather_taps(out, &z, &bases, taps);
+                                gather_taps(out, z, &bases, taps);
                             }
                         }
                     }
@@ -903,7 +909,8 @@ pub fn backward_filter<T: Element>(p: &Problem, x: &[T], dy: &[T], dw: &mut [T])
     if dw.is_empty() || pixels == 0 {
         return;
     }
-    let block = tile_rows::<T>(kdim);
+    // Long blocks: each GEMM accumulates `block` pixels into the partial sum at once.
+    let block = (FILTER_COL_BUDGET_BYTES / (kdim.max(1) * std::mem::size_of::<T>())).clamp(64, 4096);
     let blocks = pixels.div_ceil(block);
     let partials = blocks
         .min(MAX_PARTIALS)
