@@ -33,6 +33,17 @@ const PARTIAL_BUDGET_BYTES: usize = 8 << 20;
 /// Most partial sums of [`backward_filter`].
 const MAX_PARTIALS: usize = 16;
 
+/// Least work of one rayon task, in FLOPs (about a microsecond).
+const MIN_TASK_FLOPS: f64 = 131072.0;
+
+/// Items per rayon task so that each holds at least [`MIN_TASK_FLOPS`]: a small problem
+/// then runs on the calling thread (rayon only leaves it to split work), which keeps the
+/// latency of tiny calls at a microsecond. Scheduling only: results do not change.
+fn min_items(p: &Problem, items: usize) -> usize {
+    let per_item = p.flops() / items.max(1) as f64;
+    ((MIN_TASK_FLOPS / per_item.max(1.0)).ceil() as usize).clamp(1, items.max(1))
+}
+
 fn tile_rows<T>(row_len: usize) -> usize {
     (COL_BUDGET_BYTES / (row_len.max(1) * std::mem::size_of::<T>())).clamp(8, 2048)
 }
@@ -277,8 +288,10 @@ fn forward_im2col<T: Element>(p: &Problem, x: &[T], w: &[T], y: &mut [T]) {
         && h.input == h.output
         && wd.input == wd.output;
     let tile = tile_rows::<T>(kdim);
+    let tiles = y.len().div_ceil(tile * cout);
     y.par_chunks_mut(tile * cout)
         .enumerate()
+        .with_min_len(min_items(p, tiles))
         .for_each(|(t, ytile)| {
             let first = t * tile;
             let rows = ytile.len() / cout;
@@ -578,6 +591,7 @@ fn backward_data_phase_major<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mu
         .collect();
     let results: Vec<Vec<T>> = tasks
         .par_iter()
+        .with_min_len(min_items(p, tasks.len()))
         .map(|&(n, g, rh, rw)| {
             let phase = &phases[(g * h.stride + rh) * wd.stride + rw];
             let (ih0, rows_h) = phase_positions(h.input, h.pad_before, h.stride, rh);
@@ -639,6 +653,7 @@ fn backward_data_phase_major<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mu
     // Every output position belongs to exactly one phase: copy the results in.
     dx.par_chunks_mut(wd.input * cin)
         .enumerate()
+        .with_min_len(min_items(p, p.batch * h.input))
         .for_each(|(line, dx_line)| {
             let (n, ih) = (line / h.input, line % h.input);
             let rh = (ih + h.pad_before) % h.stride;
@@ -700,11 +715,13 @@ fn backward_data_col2im<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]
     }
     dx.par_chunks_mut(h.input * wd.input * cin)
         .enumerate()
+        .with_min_len(min_items(p, p.batch))
         .for_each(|(n, dx_image)| {
             let dy_image = &dy[n * pixels * cout..(n + 1) * pixels * cout];
             dx_image
                 .par_chunks_mut(band * wd.input * cin)
                 .enumerate()
+                .with_min_len(min_items(p, p.batch * h.input.div_ceil(band)))
                 .for_each_init(Vec::new, |z, (b, dx_band)| {
                     let ih_lo = b * band;
                     let ih_hi = ih_lo + dx_band.len() / (wd.input * cin);
@@ -832,6 +849,7 @@ fn backward_data_phases<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]
     let phases = pack_phases(p, w);
     dx.par_chunks_mut(wd.input * cin)
         .enumerate()
+        .with_min_len(min_items(p, p.batch * h.input))
         .for_each(|(line, dx_line)| {
             let n = line / h.input;
             let hpos = line % h.input + h.pad_before;
@@ -910,7 +928,8 @@ pub fn backward_filter<T: Element>(p: &Problem, x: &[T], dy: &[T], dw: &mut [T])
         return;
     }
     // Long blocks: each GEMM accumulates `block` pixels into the partial sum at once.
-    let block = (FILTER_COL_BUDGET_BYTES / (kdim.max(1) * std::mem::size_of::<T>())).clamp(64, 4096);
+    let block =
+        (FILTER_COL_BUDGET_BYTES / (kdim.max(1) * std::mem::size_of::<T>())).clamp(64, 4096);
     let blocks = pixels.div_ceil(block);
     let partials = blocks
         .min(MAX_PARTIALS)
