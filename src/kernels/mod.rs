@@ -501,15 +501,15 @@ fn sub_pixel_filter<T: Element>(p: &Problem, r: usize, w: &[T]) -> Vec<T> {
     let (cin, cout) = (p.in_channels, p.out_channels);
     let cols = h.stride * wd.stride * cin;
     let mut filter = vec![T::zero(); r * r * cout * cols];
-    if cols == 0 {
+    if cols == 0 || cout == 0 {
         return filter;
     }
-    // One row per (j_h, j_w, out channel), written in order.
+    // One block of rows per (j_h, j_w), filled a tap (kh, kw) at a time.
     filter
-        .par_chunks_mut(cols)
+        .par_chunks_mut(cout * cols)
         .enumerate()
-        .for_each(|(index, row)| {
-            let (jh, jw, co) = (index / (r * cout), index / cout % r, index % cout);
+        .for_each(|(index, block)| {
+            let (jh, jw) = (index / r, index % r);
             for ph in 0..h.stride {
                 let kh = ph + h.stride * (r - 1 - jh);
                 for pw in 0..wd.stride {
@@ -517,10 +517,15 @@ fn sub_pixel_filter<T: Element>(p: &Problem, r: usize, w: &[T]) -> Vec<T> {
                     if kh >= h.kernel || kw >= wd.kernel {
                         continue;
                     }
-                    let src = (kh * wd.kernel + kw) * cin;
-                    let dst = &mut row[(ph * wd.stride + pw) * cin..][..cin];
-                    for (ci, d) in dst.iter_mut().enumerate() {
-                        *d = w[(src + ci) * cout + co];
+                    // w[kh, kw] is a small cin x cout matrix: transpose it into the
+                    // block's rows, cin values at a time.
+                    let tap = &w[(kh * wd.kernel + kw) * cin * cout..][..cin * cout];
+                    let col = (ph * wd.stride + pw) * cin;
+                    for co in 0..cout {
+                        let dst = &mut block[co * cols + col..][..cin];
+                        for (ci, d) in dst.iter_mut().enumerate() {
+                            *d = tap[ci * cout + co];
+                        }
                     }
                 }
             }

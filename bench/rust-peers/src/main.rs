@@ -68,7 +68,14 @@ fn burn_flex(kind: char, d: [usize; 9]) -> f64 {
             let op = out - ((h - 1) * s + k - 2 * p);
             let (x, wt) = (flex([n, cin, h, w]), flex([cin, cout, k, k]));
             let options = ConvTransposeOptions::new([s, s], [p, p], [op, op], [1, 1], 1);
-            median(|| drop(Flex::conv_transpose2d(x.clone(), wt.clone(), None, options.clone())))
+            median(|| {
+                drop(Flex::conv_transpose2d(
+                    x.clone(),
+                    wt.clone(),
+                    None,
+                    options.clone(),
+                ))
+            })
         }
         'C' => {
             let (x, wt) = (flex([n, cin, out, out]), flex([cout, cin, k, k]));
@@ -142,14 +149,23 @@ fn convt(kind: char, d: [usize; 9]) -> (f64, f64) {
         }
         _ => {
             use convt::problem::{Axis, AxisPadding, Problem, Taps};
-            let padding = AxisPadding::Explicit { before: p, after: p };
+            let padding = AxisPadding::Explicit {
+                before: p,
+                after: p,
+            };
             let axis = Axis::forward("h", out, Taps::new(k, s, 1), padding).expect("an axis");
             let problem = Problem::new(n, cout, cin, 1, axis, axis).expect("a problem");
             let (x, dy) = (array(problem.input_shape()), array(problem.output_shape()));
             // NCHW: the same call on views with NCHW strides (the kernels copy them).
             let (xt, dyt) = (
-                x.view().permuted_axes([0, 3, 1, 2]).as_standard_layout().into_owned(),
-                dy.view().permuted_axes([0, 3, 1, 2]).as_standard_layout().into_owned(),
+                x.view()
+                    .permuted_axes([0, 3, 1, 2])
+                    .as_standard_layout()
+                    .into_owned(),
+                dy.view()
+                    .permuted_axes([0, 3, 1, 2])
+                    .as_standard_layout()
+                    .into_owned(),
             );
             let (xv, dyv) = (
                 xt.view().permuted_axes([0, 2, 3, 1]),
@@ -189,7 +205,10 @@ fn candle(kind: char, d: [usize; 9]) -> Option<f64> {
 fn tract(kind: char, d: [usize; 9], models: &str) -> Option<f64> {
     use tract_onnx::prelude::*;
     let [n, h, w, cin, _, k, s, p, out] = d;
-    let path = format!("{models}/{kind}-{}.onnx", d.map(|v| v.to_string()).join("-"));
+    let path = format!(
+        "{models}/{kind}-{}.onnx",
+        d.map(|v| v.to_string()).join("-")
+    );
     let model = tract_onnx::onnx()
         .model_for_path(&path)
         .ok()?
@@ -197,7 +216,11 @@ fn tract(kind: char, d: [usize; 9], models: &str) -> Option<f64> {
         .ok()?
         .into_runnable()
         .ok()?;
-    let shape = if kind == 'T' { [n, cin, h, w] } else { [n, cin, out, out] };
+    let shape = if kind == 'T' {
+        [n, cin, h, w]
+    } else {
+        [n, cin, out, out]
+    };
     let _ = (k, s, p);
     let input = tract_ndarray::Array4::from_shape_vec(shape, values(shape.iter().product()))
         .ok()?
@@ -207,9 +230,16 @@ fn tract(kind: char, d: [usize; 9], models: &str) -> Option<f64> {
 }
 
 fn main() {
-    let threads: usize = std::env::args().nth(1).map_or(1, |t| t.parse().expect("THREADS"));
-    let models = std::env::args().nth(2).unwrap_or_else(|| "/tmp/convt-onnx".into());
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a pool");
+    let threads: usize = std::env::args()
+        .nth(1)
+        .map_or(1, |t| t.parse().expect("THREADS"));
+    let models = std::env::args()
+        .nth(2)
+        .unwrap_or_else(|| "/tmp/convt-onnx".into());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a pool");
     println!("{threads} thread(s); burn-flex 0.22.1, candle 0.11.1, tract 0.23.9 (1 thread)");
     println!(
         "{:<16}{:>8}{:>8}{:>11}{:>10}{:>10}{:>8}{:>8}",
@@ -218,8 +248,15 @@ fn main() {
     let show = |t: Option<f64>| t.map_or("n/a".to_string(), |t| format!("{:.3}", t * 1e3));
     for (name, kind, d) in SUITE {
         let (ours, b, c) = pool.install(|| (convt(kind, d), burn_flex(kind, d), candle(kind, d)));
-        let t = if kind == 'F' { None } else { tract(kind, d, &models) };
-        let best = [Some(b), c, t].into_iter().flatten().fold(f64::INFINITY, f64::min);
+        let t = if kind == 'F' {
+            None
+        } else {
+            tract(kind, d, &models)
+        };
+        let best = [Some(b), c, t]
+            .into_iter()
+            .flatten()
+            .fold(f64::INFINITY, f64::min);
         println!(
             "{name:<16}{:>8}{:>8}{:>11}{:>10}{:>10}{:>8.2}{:>8.2}",
             show(Some(ours.0)),
