@@ -56,6 +56,7 @@ fn main() {
             DataPlan::PhaseMajor,
             DataPlan::Winograd,
             DataPlan::SubPixel,
+            DataPlan::Direct,
         ] {
             if !wanted(&format!("{plan:?}")) {
                 continue;

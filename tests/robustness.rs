@@ -75,7 +75,7 @@ proptest! {
         dy.as_slice_mut().unwrap()[idx] = bad;
         marker.as_slice_mut().unwrap()[idx] = 1.0;
         let touched = reference::backward_data(&p, marker.view(), ones_w.view()).unwrap();
-        for plan in [DataPlan::Phases, DataPlan::Col2im, DataPlan::PhaseMajor, DataPlan::SubPixel, DataPlan::Winograd] {
+        for plan in [DataPlan::Phases, DataPlan::Col2im, DataPlan::PhaseMajor, DataPlan::SubPixel, DataPlan::Direct, DataPlan::Winograd] {
             let dx = conv::backward_data_with(plan, &p, dy.view(), w.view()).unwrap();
             for (v, t) in dx.iter().zip(&touched) {
                 prop_assert_eq!(!v.is_finite(), *t != 0.0, "{:?}", plan);

@@ -406,7 +406,13 @@ pub enum DataPlan {
     /// windows of `dy`, with every width phase's columns at once. For large strides.
     /// Problems it does not fit (dilation, groups) fall back like [`DataPlan::Winograd`].
     SubPixel,
+    /// Plain loops over `dy` and the kernel taps, scattering into `dx`, on the calling
+    /// thread, with no packing or buffers: for tiny problems, where latency is setup.
+    Direct,
 }
+
+/// Problems below this many FLOPs take [`DataPlan::Direct`].
+const DIRECT_MAX_FLOPS: f64 = 16384.0;
 
 /// Largest column buffer (elements per image) of the [`DataPlan::Col2im`] plan.
 const COL2IM_MAX_ELEMENTS: usize = 1 << 20;
@@ -414,6 +420,9 @@ const COL2IM_MAX_ELEMENTS: usize = 1 << 20;
 impl DataPlan {
     /// The plan [`crate::conv::backward_data`] uses for `p`.
     pub fn choose(p: &Problem) -> DataPlan {
+        if p.flops() < DIRECT_MAX_FLOPS {
+            return DataPlan::Direct;
+        }
         match transposed_sliding(p).and_then(|f| winograd_form(f, p)) {
             Some(form) if winograd_pays(&form) => DataPlan::Winograd,
             _ => DataPlan::choose_direct(p),
@@ -486,6 +495,7 @@ pub fn backward_data_with<T: Element>(
         direct => direct,
     };
     match plan {
+        DataPlan::Direct => backward_data_direct(p, dy, w, dx),
         DataPlan::Col2im => backward_data_col2im(p, dy, w, dx),
         DataPlan::PhaseMajor => backward_data_phase_major(p, dy, w, dx),
         DataPlan::Phases | DataPlan::Winograd | DataPlan::SubPixel => {
@@ -799,6 +809,44 @@ fn backward_data_col2im<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]
                     }
                 });
         });
+}
+
+/// [`DataPlan::Direct`]: every `dy` element times every tap it reaches, added in order.
+fn backward_data_direct<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]) {
+    let (h, wd) = (p.height, p.width);
+    let (cin, cout, cg, og) = (
+        p.in_channels,
+        p.out_channels,
+        p.in_per_group(),
+        p.out_per_group(),
+    );
+    for n in 0..p.batch {
+        for oh in 0..h.output {
+            for ow in 0..wd.output {
+                let pixel = ((n * h.output + oh) * wd.output + ow) * cout;
+                for kh in 0..h.kernel {
+                    let ih = input_pos(oh, kh, h.stride, h.dilation, h.pad_before);
+                    if ih < 0 || ih as usize >= h.input {
+                        continue;
+                    }
+                    for kw in 0..wd.kernel {
+                        let iw = input_pos(ow, kw, wd.stride, wd.dilation, wd.pad_before);
+                        if iw < 0 || iw as usize >= wd.input {
+                            continue;
+                        }
+                        let out = ((n * h.input + ih as usize) * wd.input + iw as usize) * cin;
+                        let taps = (kh * wd.kernel + kw) * cg * cout;
+                        for co in 0..cout {
+                            let (g, v) = (co / og, dy[pixel + co]);
+                            for ci in 0..cg {
+                                dx[out + g * cg + ci] += v * w[taps + ci * cout + co];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// `out += z[base + tap ..][..out.len()]` for every height base and width tap, in that
