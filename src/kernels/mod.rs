@@ -118,8 +118,9 @@ const WINOGRAD_MIN_CHANNELS: usize = 8;
 const WINOGRAD_EXTRA_ELEMENTS: usize = 1 << 22;
 
 /// A problem in Winograd's form: the sliding correlation, where it scatters, the tile
-/// size and the estimated cost relative to direct products. `None` when the transformed
-/// filter would not fit the memory rule (max(input, output) + 16 MiB of workspace).
+/// size and the estimated cost relative to direct products. `None` for taps Winograd does
+/// not take, and when the transformed filter would not fit the memory rule
+/// (max(input, output) + 16 MiB of workspace).
 fn winograd_form(
     (s, sc): (winograd::Sliding, winograd::Scatter),
     p: &Problem,
@@ -215,7 +216,8 @@ fn forward_sliding(p: &Problem) -> Option<(winograd::Sliding, winograd::Scatter)
     ))
 }
 
-/// The transposed direction in the sub-pixel view, when Winograd applies: output
+/// The transposed direction in the sub-pixel view (one group, no dilation, the same tap
+/// count `r` on both axes; Winograd further needs `r` >= 2): output
 /// position `ih + pad = stride*q + phase` receives `dy[q - j] * w[phase + stride*j]`, so
 /// each `q` is a stride-1 correlation of `dy` with an `r x r` filter (`r = ceil(k /
 /// stride)`) whose columns are every (height phase, width phase, input channel).
