@@ -114,8 +114,17 @@ const WINOGRAD_COST_LIMIT: f64 = 0.75;
 /// Fewest channels on either side of the GEMMs for Winograd to pay for its transforms.
 const WINOGRAD_MIN_CHANNELS: usize = 8;
 
-/// Elements of transformed filter allowed beyond the larger of the problem's arrays.
-const WINOGRAD_EXTRA_ELEMENTS: usize = 1 << 22;
+/// Elements of plan workspace (transformed or sub-pixel filters, windows) allowed beyond
+/// the larger of the problem's arrays: 16 MiB of f32.
+const WORKSPACE_EXTRA_ELEMENTS: usize = 1 << 22;
+
+/// Whether `elements` of workspace keep to the memory rule: at most the larger of the
+/// problem's arrays plus [`WORKSPACE_EXTRA_ELEMENTS`].
+fn fits_workspace(p: &Problem, elements: usize) -> bool {
+    let len = |shape: [usize; 4]| shape.iter().product::<usize>();
+    let arrays = len(p.input_shape()).max(len(p.output_shape()));
+    elements <= arrays.saturating_add(WORKSPACE_EXTRA_ELEMENTS)
+}
 
 /// A problem in Winograd's form: the sliding correlation, where it scatters, the tile
 /// size and the estimated cost relative to direct products. `None` for taps Winograd does
@@ -125,26 +134,22 @@ fn winograd_form(
     (s, sc): (winograd::Sliding, winograd::Scatter),
     p: &Problem,
 ) -> Option<(winograd::Sliding, winograd::Scatter, usize, f64)> {
-    let cols = sc.stride_h * sc.stride_w * sc.channels;
     if !(2..winograd::MAX_ALPHA).contains(&s.r) {
         return None;
     }
-    let (m, cost) = winograd::best_tile(&s, cols)?;
+    let (m, cost) = winograd::best_tile(&s, sc.cols())?;
     let alpha = m + s.r - 1;
-    let len = |shape: [usize; 4]| shape.iter().product::<usize>();
-    let arrays = len(p.input_shape()).max(len(p.output_shape()));
-    let filter = alpha * alpha * s.in_channels.checked_mul(cols)?;
-    (filter <= arrays.saturating_add(WINOGRAD_EXTRA_ELEMENTS)).then_some((s, sc, m, cost))
+    let filter = (alpha * alpha)
+        .saturating_mul(s.in_channels)
+        .saturating_mul(sc.cols());
+    fits_workspace(p, filter).then_some((s, sc, m, cost))
 }
 
 /// Whether the direct sub-pixel plan's windows and filter fit the memory rule.
 fn sub_pixel_fits((s, sc): &(winograd::Sliding, winograd::Scatter), p: &Problem) -> bool {
-    let len = |shape: [usize; 4]| shape.iter().product::<usize>();
-    let arrays = len(p.input_shape()).max(len(p.output_shape()));
     let kdim = s.r * s.r * s.in_channels;
-    let windows = s.batch * s.grid_h * s.grid_w * kdim;
-    let filter = kdim.saturating_mul(sc.cols());
-    windows.saturating_add(filter) <= arrays.saturating_add(WINOGRAD_EXTRA_ELEMENTS)
+    let windows = (s.batch * s.grid_h * s.grid_w).saturating_mul(kdim);
+    fits_workspace(p, windows.saturating_add(kdim.saturating_mul(sc.cols())))
 }
 
 /// Whether every value is finite. Winograd's transforms mix a tile's inputs, so a NaN or
@@ -170,7 +175,7 @@ fn all_finite<T: Element>(values: &[T]) -> bool {
 fn winograd_pays(form: &(winograd::Sliding, winograd::Scatter, usize, f64)) -> bool {
     let (s, sc, _, cost) = form;
     s.in_channels >= WINOGRAD_MIN_CHANNELS
-        && sc.stride_h * sc.stride_w * sc.channels >= WINOGRAD_MIN_CHANNELS
+        && sc.cols() >= WINOGRAD_MIN_CHANNELS
         && *cost < WINOGRAD_COST_LIMIT
 }
 
