@@ -3,7 +3,7 @@
 
 use convt::bench::{materialise, median_seconds, suite, with_threads};
 use convt::call::{self, Arg, Tensor};
-use convt::conv::{self, DataPlan, ForwardPlan};
+use convt::conv::{self, DataPlan, FilterPlan, ForwardPlan};
 use convt::problem::Problem;
 
 /// Whether the optional third argument (a plan name) lets `plan` run.
@@ -66,6 +66,15 @@ fn main() {
             report(&format!("{plan:?}"), &p, s);
         }
     } else {
-        println!("{name}: {} has a single plan", layer.op);
+        let (x, dy) = (get("input"), get("out_backprop"));
+        println!("{name}: chosen plan {:?}", FilterPlan::choose(&p));
+        for plan in [FilterPlan::Im2col, FilterPlan::Winograd] {
+            if !wanted(&format!("{plan:?}")) {
+                continue;
+            }
+            let s =
+                time(&|| drop(conv::backward_filter_with(plan, &p, x.view(), dy.view()).unwrap()));
+            report(&format!("{plan:?}"), &p, s);
+        }
     }
 }

@@ -19,7 +19,7 @@
 use crate::element::Element;
 use crate::error::{ConvError, Result};
 use crate::kernels;
-pub use crate::kernels::{DataPlan, ForwardPlan};
+pub use crate::kernels::{DataPlan, FilterPlan, ForwardPlan};
 use crate::problem::{element_count, Problem};
 use ndarray::{Array4, ArrayView4};
 use rayon::iter::ParallelExtend;
@@ -126,11 +126,23 @@ pub fn backward_filter<T: Element>(
     x: ArrayView4<T>,
     dy: ArrayView4<T>,
 ) -> Result<Array4<T>> {
+    backward_filter_with(FilterPlan::choose(p), p, x, dy)
+}
+
+/// [`backward_filter`] with a chosen algorithm (for tests and benchmarks; results agree
+/// with the reference whatever the plan).
+pub fn backward_filter_with<T: Element>(
+    plan: FilterPlan,
+    p: &Problem,
+    x: ArrayView4<T>,
+    dy: ArrayView4<T>,
+) -> Result<Array4<T>> {
     check("input", x.shape(), p.input_shape())?;
     check("out_backprop", dy.shape(), p.output_shape())?;
     let (x, dy) = (x.as_standard_layout(), dy.as_standard_layout());
     let mut dw = try_zeros("filter", p.filter_shape())?;
-    kernels::backward_filter(
+    kernels::backward_filter_with(
+        plan,
         p,
         slice(&x),
         slice(&dy),

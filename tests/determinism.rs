@@ -40,6 +40,11 @@ fn problems() -> Vec<Problem> {
         convt::conv::DataPlan::choose(&all[6]),
         convt::conv::DataPlan::Winograd
     );
+    // And the Winograd filter gradient.
+    assert_eq!(
+        convt::conv::FilterPlan::choose(&all[6]),
+        convt::conv::FilterPlan::Winograd
+    );
     // So are the direct backward-data plans (all[4] takes the banded col2im plan).
     assert_eq!(
         convt::conv::DataPlan::choose(&all[4]),

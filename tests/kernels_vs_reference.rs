@@ -3,7 +3,7 @@
 //! except for the Winograd plans, whose transforms hold fractions (1/2, 1/6, ...): they
 //! must agree to 1e-9 (their f64 rounding errors are around 1e-14 here).
 
-use convt::conv::{DataPlan, ForwardPlan};
+use convt::conv::{DataPlan, FilterPlan, ForwardPlan};
 use convt::problem::{Axis, AxisPadding, Problem, Taps};
 use convt::{conv, reference};
 use ndarray::Array4;
@@ -95,6 +95,13 @@ fn winograd_plans_equal_reference() {
             let got =
                 conv::backward_data_with(DataPlan::Winograd, &p, dy.view(), f.view()).unwrap();
             assert!(max_difference(&got, &expected) < 1e-9, "{p:?}");
+            let expected = reference::backward_filter(&p, x.view(), dy.view()).unwrap();
+            let got =
+                conv::backward_filter_with(FilterPlan::Winograd, &p, x.view(), dy.view()).unwrap();
+            assert!(
+                max_difference(&got, &expected) < 1e-9,
+                "filter gradient {p:?}"
+            );
             if s == 1 {
                 let expected = reference::forward(&p, x.view(), f.view()).unwrap();
                 let got =

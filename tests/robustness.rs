@@ -2,7 +2,7 @@
 //! and damaged or unusual `.npy` files are read or refused with a clear error.
 
 use convt::call::Tensor;
-use convt::conv::{self, DataPlan, ForwardPlan};
+use convt::conv::{self, DataPlan, FilterPlan, ForwardPlan};
 use convt::problem::{Axis, AxisPadding, Problem, Taps};
 use convt::reference;
 use ndarray::Array4;
@@ -86,9 +86,11 @@ proptest! {
         // channel, also where the tap reads padding.
         let x = random(p.input_shape(), seed ^ 3);
         let channel = idx % p.out_channels;
-        let dw = conv::backward_filter(&p, x.view(), dy.view()).unwrap();
-        for ((_, _, _, co), v) in dw.indexed_iter() {
-            prop_assert_eq!(!v.is_finite(), co == channel);
+        for plan in [FilterPlan::Im2col, FilterPlan::Winograd] {
+            let dw = conv::backward_filter_with(plan, &p, x.view(), dy.view()).unwrap();
+            for ((_, _, _, co), v) in dw.indexed_iter() {
+                prop_assert_eq!(!v.is_finite(), co == channel, "{:?}", plan);
+            }
         }
     }
 }
@@ -114,7 +116,8 @@ fn floating_point_error_is_bounded() {
     {
         let p = problem((i, k, s, 1, 1, 1), c, o).unwrap();
         winograd_cases += usize::from(ForwardPlan::choose(&p) == ForwardPlan::Winograd)
-            + usize::from(DataPlan::choose(&p) == DataPlan::Winograd);
+            + usize::from(DataPlan::choose(&p) == DataPlan::Winograd)
+            + usize::from(FilterPlan::choose(&p) == FilterPlan::Winograd);
         let terms = (k * k * c).max(p.batch * p.height.output * p.width.output) as f64;
         let (x, w, dy) = (
             random(p.input_shape(), seed as u64),
@@ -144,6 +147,7 @@ fn floating_point_error_is_bounded() {
         let direct = [
             conv::forward_with(ForwardPlan::Im2col, &p, x32.view(), w32.view()).unwrap(),
             conv::backward_data_with(DataPlan::Phases, &p, dy32.view(), w32.view()).unwrap(),
+            conv::backward_filter_with(FilterPlan::Im2col, &p, x32.view(), dy32.view()).unwrap(),
         ];
         let units = |e: f64, b: f32| (e - b as f64).abs() / (terms.sqrt() * f32::EPSILON as f64);
         for d in 0..3 {

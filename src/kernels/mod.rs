@@ -11,13 +11,16 @@
 //!   Where the phases' taps overlap, all phases at once are a stride-1 correlation of
 //!   `dy` (the sub-pixel view), which Winograd's algorithm computes with fewer products;
 //! - backward filter: `im2col(x)^T * dy` over fixed blocks of pixels, with partial sums
-//!   added in a fixed order, so the result does not depend on the thread count.
+//!   added in a fixed order, so the result does not depend on the thread count; or, for
+//!   kernels that are a multiple of the stride, Winograd's algorithm per stride phase
+//!   with `dy`'s tiles in the role of the filter.
 //!
 //! Work is split into tasks whose boundaries depend only on the problem, never on the
 //! number of threads, so results are bitwise identical for any rayon pool size.
 
 mod gemm;
 mod winograd;
+mod winograd_filter;
 
 use crate::element::Element;
 use crate::problem::Problem;
@@ -978,8 +981,53 @@ fn backward_data_phases<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]
         });
 }
 
-/// `dw` (HWIO) from `x` and `dy`. `dw` must be zero-filled, of length `KH*KW*Cg*Cout`.
-pub fn backward_filter<T: Element>(p: &Problem, x: &[T], dy: &[T], dw: &mut [T]) {
+/// How [`crate::conv::backward_filter`] computes a problem's filter gradient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterPlan {
+    /// `im2col(x)^T * dy` over fixed blocks of pixels, partial sums added in order.
+    Im2col,
+    /// Per stride phase, Winograd's F(r, m) over tiles of `dy` (`r` = taps per phase):
+    /// `(r + m - 1)^2` products per tile and channel pair instead of `r^2 m^2`. Problems
+    /// it does not fit (groups, dilation, unequal axes, a kernel not a multiple of the
+    /// stride, under 8 channels) and calls with NaN or infinity take [`FilterPlan::Im2col`].
+    Winograd,
+}
+
+impl FilterPlan {
+    /// The plan [`crate::conv::backward_filter`] uses for `p`.
+    pub fn choose(p: &Problem) -> FilterPlan {
+        match filter_form(p) {
+            Some(form) if form.cost(p) < 0.75 => FilterPlan::Winograd,
+            _ => FilterPlan::Im2col,
+        }
+    }
+}
+
+/// The filter gradient's Winograd form, where it has one within the memory rule.
+fn filter_form(p: &Problem) -> Option<winograd_filter::Form> {
+    winograd_filter::form(p).filter(|form| fits_workspace(p, form.workspace(p)))
+}
+
+/// `dw` (HWIO) from `x` and `dy` with a given plan. `dw` must be zero-filled, of length
+/// `KH*KW*Cg*Cout`.
+pub fn backward_filter_with<T: Element>(
+    plan: FilterPlan,
+    p: &Problem,
+    x: &[T],
+    dy: &[T],
+    dw: &mut [T],
+) {
+    if plan == FilterPlan::Winograd && all_finite(x) && all_finite(dy) {
+        if let Some(form) = filter_form(p) {
+            winograd_filter::gradient(&form, p, x, dy, dw);
+            return;
+        }
+    }
+    backward_filter_im2col(p, x, dy, dw);
+}
+
+/// [`FilterPlan::Im2col`].
+fn backward_filter_im2col<T: Element>(p: &Problem, x: &[T], dy: &[T], dw: &mut [T]) {
     let (h, wd) = (p.height, p.width);
     let (cout, cg, og) = (p.out_channels, p.in_per_group(), p.out_per_group());
     let kdim = h.kernel * wd.kernel * cg;

@@ -190,7 +190,11 @@ pub(crate) fn best_tile(s: &Sliding, cols: usize) -> Option<(usize, f64)> {
 }
 
 /// Nonzero coefficients of each row of a row-major `rows x cols` matrix, as `T`.
-fn sparse_rows<T: Element>(matrix: &[f64], rows: usize, cols: usize) -> Vec<Vec<(usize, T)>> {
+pub(crate) fn sparse_rows<T: Element>(
+    matrix: &[f64],
+    rows: usize,
+    cols: usize,
+) -> Vec<Vec<(usize, T)>> {
     (0..rows)
         .map(|i| {
             (0..cols)
