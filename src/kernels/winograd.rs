@@ -158,16 +158,18 @@ impl Scatter {
     /// Writes one grid column's results for one height phase, `values` = `(pw, c)`, into
     /// its output row, dropping what falls outside the output.
     pub fn write<T: Copy>(&self, row: &mut [T], gw: usize, values: &[T]) {
+        // The phases land on consecutive output columns: one copy of those inside.
         let c = self.channels;
-        for pw in 0..self.stride_w {
-            let Some(ow) = (self.stride_w * gw + pw).checked_sub(self.shift_w) else {
-                continue;
-            };
-            if ow >= self.out_w {
-                break;
-            }
-            row[ow * c..][..c].copy_from_slice(&values[pw * c..][..c]);
+        let first = self.stride_w * gw;
+        let pw0 = self.shift_w.saturating_sub(first).min(self.stride_w);
+        let pw1 = (self.out_w + self.shift_w)
+            .saturating_sub(first)
+            .min(self.stride_w);
+        if pw0 >= pw1 {
+            return;
         }
+        let ow0 = first + pw0 - self.shift_w;
+        row[ow0 * c..][..(pw1 - pw0) * c].copy_from_slice(&values[pw0 * c..][..(pw1 - pw0) * c]);
     }
 }
 
@@ -569,50 +571,56 @@ pub(crate) fn correlate_direct<T: Element>(
         }
     }
     let phase_cols = scatter.stride_w * scatter.channels;
-    tasks.into_par_iter().for_each(|(image, ph, mut mine)| {
-        // Grid rows of this phase that reach the output, as one contiguous range.
-        let (Some(g0), Some(g1)) = (
-            mine.iter().position(Option::is_some),
-            mine.iter().rposition(Option::is_some),
-        ) else {
-            return;
-        };
-        let rows_used = (g1 + 1 - g0) * s.grid_w;
-        let mut result = vec![T::zero(); rows_used * phase_cols];
-        gemm(
-            MatMut {
-                data: &mut result,
-                rows: rows_used,
-                cols: phase_cols,
-                row_stride: phase_cols,
-                col_stride: 1,
-            },
-            false,
-            Mat {
-                data: &windows[(image * positions + g0 * s.grid_w) * kdim..][..rows_used * kdim],
-                rows: rows_used,
-                cols: kdim,
-                row_stride: kdim,
-                col_stride: 1,
-            },
-            Mat {
-                data: &filter[ph * phase_cols..],
-                rows: kdim,
-                cols: phase_cols,
-                row_stride: cols,
-                col_stride: 1,
-            },
-        );
-        for (local, slot) in mine[g0..=g1].iter_mut().enumerate() {
-            let Some(row) = slot.as_deref_mut() else {
-                continue;
+    tasks
+        .into_par_iter()
+        .for_each_init(Vec::new, |result, (image, ph, mut mine)| {
+            // Grid rows of this phase that reach the output, as one contiguous range.
+            let (Some(g0), Some(g1)) = (
+                mine.iter().position(Option::is_some),
+                mine.iter().rposition(Option::is_some),
+            ) else {
+                return;
             };
-            for gw in 0..s.grid_w {
-                let src = (local * s.grid_w + gw) * phase_cols;
-                scatter.write(row, gw, &result[src..]);
+            let rows_used = (g1 + 1 - g0) * s.grid_w;
+            // Reused from task to task: the GEMM overwrites what it uses.
+            if result.len() < rows_used * phase_cols {
+                result.resize(rows_used * phase_cols, T::zero());
             }
-        }
-    });
+            gemm(
+                MatMut {
+                    data: &mut result[..rows_used * phase_cols],
+                    rows: rows_used,
+                    cols: phase_cols,
+                    row_stride: phase_cols,
+                    col_stride: 1,
+                },
+                false,
+                Mat {
+                    data: &windows[(image * positions + g0 * s.grid_w) * kdim..]
+                        [..rows_used * kdim],
+                    rows: rows_used,
+                    cols: kdim,
+                    row_stride: kdim,
+                    col_stride: 1,
+                },
+                Mat {
+                    data: &filter[ph * phase_cols..],
+                    rows: kdim,
+                    cols: phase_cols,
+                    row_stride: cols,
+                    col_stride: 1,
+                },
+            );
+            for (local, slot) in mine[g0..=g1].iter_mut().enumerate() {
+                let Some(row) = slot.as_deref_mut() else {
+                    continue;
+                };
+                for gw in 0..s.grid_w {
+                    let src = (local * s.grid_w + gw) * phase_cols;
+                    scatter.write(row, gw, &result[src..]);
+                }
+            }
+        });
 }
 
 #[cfg(test)]
