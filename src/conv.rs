@@ -20,6 +20,7 @@ use crate::element::Element;
 use crate::error::{ConvError, Result};
 use crate::kernels;
 pub use crate::kernels::{DataPlan, FilterPlan, ForwardPlan};
+use crate::layout::standard;
 use crate::problem::{element_count, Problem};
 use ndarray::{Array4, ArrayView4};
 use rayon::iter::ParallelExtend;
@@ -76,7 +77,7 @@ pub fn forward_with<T: Element>(
 ) -> Result<Array4<T>> {
     check("input", x.shape(), p.input_shape())?;
     check("filter", w.shape(), p.filter_shape())?;
-    let (x, w) = (x.as_standard_layout(), w.as_standard_layout());
+    let (x, w) = (standard(x), standard(w));
     let mut y = try_zeros("output", p.output_shape())?;
     kernels::forward_with(
         plan,
@@ -108,7 +109,7 @@ pub fn backward_data_with<T: Element>(
 ) -> Result<Array4<T>> {
     check("out_backprop", dy.shape(), p.output_shape())?;
     check("filter", w.shape(), p.filter_shape())?;
-    let (dy, w) = (dy.as_standard_layout(), w.as_standard_layout());
+    let (dy, w) = (standard(dy), standard(w));
     let mut dx = try_zeros("output", p.input_shape())?;
     kernels::backward_data_with(
         plan,
@@ -139,7 +140,7 @@ pub fn backward_filter_with<T: Element>(
 ) -> Result<Array4<T>> {
     check("input", x.shape(), p.input_shape())?;
     check("out_backprop", dy.shape(), p.output_shape())?;
-    let (x, dy) = (x.as_standard_layout(), dy.as_standard_layout());
+    let (x, dy) = (standard(x), standard(dy));
     let mut dw = try_zeros("filter", p.filter_shape())?;
     kernels::backward_filter_with(
         plan,

@@ -1,8 +1,10 @@
 //! Data layouts and the permutations between them (all pure axis permutations: moving
 //! weights between frameworks never flips a kernel).
 
+use crate::element::Element;
 use crate::error::{ConvError, Result};
-use ndarray::{Array4, ArrayView4};
+use ndarray::{Array4, ArrayView4, CowArray, Ix4};
+use rayon::prelude::*;
 
 /// Where the channel axis of a 4-D data tensor is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -50,13 +52,10 @@ impl DataFormat {
     }
 
     /// An NHWC array converted to this layout (standard memory order).
-    pub fn from_nhwc<T: Clone>(self, data: Array4<T>) -> Array4<T> {
+    pub fn from_nhwc<T: Element>(self, data: Array4<T>) -> Array4<T> {
         match self {
             DataFormat::Nhwc => data,
-            DataFormat::Nchw => data
-                .permuted_axes([0, 3, 1, 2])
-                .as_standard_layout()
-                .into_owned(),
+            DataFormat::Nchw => standard(data.view().permuted_axes([0, 3, 1, 2])).into_owned(),
         }
     }
 
@@ -66,5 +65,121 @@ impl DataFormat {
             DataFormat::Nhwc => "NHWC",
             DataFormat::Nchw => "NCHW",
         }
+    }
+}
+
+/// Destination rows (source columns) of one block of [`standard`]'s transposes.
+const BLOCK: usize = 16;
+/// Fewest elements one rayon task of [`standard`] copies.
+const MIN_TASK_ELEMENTS: usize = 1 << 16;
+
+/// `data` in standard (row-major) memory order, borrowed when it already is. An NCHW
+/// array viewed as NHWC, or an NHWC one viewed as NCHW (how the PyTorch and ONNX fronts
+/// reach convt's NHWC kernels), is a transpose per image, copied by blocks that stay in
+/// cache, on all threads; any other order is copied by ndarray, element by element.
+///
+/// ```
+/// use convt::layout::standard;
+/// let nchw = ndarray::Array4::from_shape_fn((2, 3, 4, 5), |(n, c, h, w)| (n * 1000 + c * 100 + h * 10 + w) as f32);
+/// let nhwc = standard(nchw.view().permuted_axes([0, 2, 3, 1]));
+/// assert!(nhwc.is_standard_layout());
+/// assert_eq!(nhwc[[1, 2, 3, 0]], 1023.0);
+/// ```
+pub fn standard<T: Element>(data: ArrayView4<'_, T>) -> CowArray<'_, T, Ix4> {
+    if data.is_standard_layout() {
+        return CowArray::from(data);
+    }
+    if let (Some((rows, cols)), Some(source)) =
+        (image_transpose(&data), data.as_slice_memory_order())
+    {
+        let mut out = vec![T::zero(); source.len()];
+        transpose_images(source, &mut out, rows, cols);
+        if let Ok(array) = Array4::from_shape_vec(data.raw_dim(), out) {
+            return CowArray::from(array);
+        }
+    }
+    CowArray::from(data.as_standard_layout().into_owned())
+}
+
+/// For a view whose memory holds, per image, the transpose of its own order (NCHW seen as
+/// NHWC, or NHWC seen as NCHW): the memory's `(rows, cols)` per image.
+fn image_transpose<T>(data: &ArrayView4<'_, T>) -> Option<(usize, usize)> {
+    let [_, d1, d2, d3] = [0, 1, 2, 3].map(|a| data.shape()[a]);
+    let image = (d1 * d2 * d3) as isize;
+    let strides = data.strides();
+    let [d1i, d2i, d3i] = [d1, d2, d3].map(|d| d as isize);
+    if strides == [image, d2i, 1, d1i * d2i] {
+        Some((d3, d1 * d2))
+    } else if strides == [image, 1, d3i * d1i, d1i] {
+        Some((d2 * d3, d1))
+    } else {
+        None
+    }
+}
+
+/// `out` (per image `cols x rows`) = the transpose of `source` (per image `rows x cols`).
+fn transpose_images<T: Element>(source: &[T], out: &mut [T], rows: usize, cols: usize) {
+    let image = rows * cols;
+    if image == 0 {
+        return;
+    }
+    let band = BLOCK * rows;
+    let tasks = (MIN_TASK_ELEMENTS / band).max(1);
+    out.par_chunks_mut(image)
+        .zip(source.par_chunks(image))
+        .for_each(|(out, source)| {
+            out.par_chunks_mut(band)
+                .enumerate()
+                .with_min_len(tasks)
+                .for_each(|(b, out)| {
+                    let c0 = b * BLOCK;
+                    let count = out.len() / rows;
+                    // Source rows are read along their length (one cache line at a
+                    // time); the block's destination lines stay in cache meanwhile.
+                    for r in 0..rows {
+                        let line = &source[r * cols + c0..][..count];
+                        for (c, &value) in line.iter().enumerate() {
+                            out[c * rows + r] = value;
+                        }
+                    }
+                });
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`standard`] equals ndarray's element-by-element copy for every permutation of
+    /// every shape tried (the two transposes and the fallback), sizes 1 included.
+    #[test]
+    fn standard_copies_every_permutation_exactly() {
+        let mut permutations = Vec::new();
+        for a in 0..4 {
+            for b in 0..4 {
+                for c in 0..4 {
+                    for d in 0..4 {
+                        let p = [a, b, c, d];
+                        if (0..4).all(|i| p.contains(&i)) {
+                            permutations.push(p);
+                        }
+                    }
+                }
+            }
+        }
+        let mut transposed = 0;
+        for shape in [(2, 3, 4, 5), (1, 17, 33, 40), (3, 1, 5, 1), (2, 64, 8, 8)] {
+            let data = Array4::from_shape_fn(shape, |(n, c, h, w)| {
+                (n * 1_000_000 + c * 10_000 + h * 100 + w) as f64
+            });
+            for &p in &permutations {
+                let view = data.view().permuted_axes(p);
+                transposed += usize::from(image_transpose(&view).is_some());
+                let fast = standard(view);
+                assert!(fast.is_standard_layout());
+                assert_eq!(fast, view.as_standard_layout(), "{shape:?} {p:?}");
+            }
+        }
+        assert!(transposed >= 6, "the transposes ran {transposed} times");
     }
 }
