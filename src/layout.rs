@@ -117,6 +117,13 @@ fn image_transpose<T>(data: &ArrayView4<'_, T>) -> Option<(usize, usize)> {
     }
 }
 
+/// The transpose (`cols x rows`, row-major) of the row-major `rows x cols` matrix `source`.
+pub(crate) fn transpose<T: Element>(source: &[T], rows: usize, cols: usize) -> Vec<T> {
+    let mut out = vec![T::zero(); rows * cols];
+    transpose_images(&source[..rows * cols], &mut out, rows, cols);
+    out
+}
+
 /// `out` (per image `cols x rows`) = the transpose of `source` (per image `rows x cols`).
 fn transpose_images<T: Element>(source: &[T], out: &mut [T], rows: usize, cols: usize) {
     let image = rows * cols;

@@ -709,6 +709,9 @@ fn backward_data_col2im<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]
     }
     let pixels = h.output * wd.output;
     let zdim = h.kernel * wd.kernel * cg;
+    // Without groups, the filter as W^T (`[out channel][(kh, kw, ci)]`, row-major): the
+    // GEMM's fastest right-hand layout (7% on U-Net's 1024x256x512 product).
+    let filter_t = (p.groups == 1).then(|| crate::layout::transpose(w, zdim, cout));
     // Bands of output rows: when taps do not overlap (effective kernel <= stride) every
     // dy row feeds one band only, so bands cost nothing extra; otherwise one band per
     // image. The band size depends on the problem only, never on the thread count.
@@ -772,12 +775,21 @@ fn backward_data_col2im<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]
                             row_stride: cout,
                             col_stride: 1,
                         };
-                        let rhs = Mat {
-                            data: &w[g * og..],
-                            rows: og,
-                            cols: zdim,
-                            row_stride: 1,
-                            col_stride: cout,
+                        let rhs = match &filter_t {
+                            Some(filter_t) => Mat {
+                                data: filter_t,
+                                rows: og,
+                                cols: zdim,
+                                row_stride: zdim,
+                                col_stride: 1,
+                            },
+                            None => Mat {
+                                data: &w[g * og..],
+                                rows: og,
+                                cols: zdim,
+                                row_stride: 1,
+                                col_stride: cout,
+                            },
                         };
                         gemm(
                             MatMut {
