@@ -195,3 +195,26 @@ fn huge_stride_on_a_tiny_problem() {
     let bigger = Problem::new(4, 64, 64, 1, h, w).unwrap();
     assert_eq!(DataPlan::choose(&bigger), DataPlan::Col2im);
 }
+
+/// An output of 16 MiB (f64), FCN-32s-like, which the sub-pixel plan writes with
+/// streaming stores past the caches: still exactly the reference.
+#[test]
+fn streamed_output_equals_reference() {
+    let a = Axis::forward(
+        "h",
+        256,
+        Taps::new(64, 32, 1),
+        AxisPadding::Explicit {
+            before: 16,
+            after: 16,
+        },
+    )
+    .unwrap();
+    let p = Problem::new(1, 32, 4, 1, a, a).unwrap();
+    assert!(p.input_shape().iter().product::<usize>() * 8 >= 16 << 20);
+    let f = ints(p.filter_shape(), 5);
+    let dy = ints(p.output_shape(), 6);
+    let expected = reference::backward_data(&p, dy.view(), f.view()).unwrap();
+    let got = conv::backward_data_with(DataPlan::SubPixel, &p, dy.view(), f.view()).unwrap();
+    assert_eq!(got, expected);
+}

@@ -19,6 +19,7 @@
 //! number of threads, so results are bitwise identical for any rayon pool size.
 
 mod gemm;
+mod stream;
 mod winograd;
 mod winograd_filter;
 

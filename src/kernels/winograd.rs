@@ -10,6 +10,7 @@
 //! products are `alpha^2` independent GEMMs over channels.
 
 use super::gemm::{gemm, Mat, MatMut};
+use super::stream;
 use crate::element::Element;
 use rayon::prelude::*;
 
@@ -156,8 +157,9 @@ impl Scatter {
     }
 
     /// Writes one grid column's results for one height phase, `values` = `(pw, c)`, into
-    /// its output row, dropping what falls outside the output.
-    pub fn write<T: Copy>(&self, row: &mut [T], gw: usize, values: &[T]) {
+    /// its output row, dropping what falls outside the output; with `streaming`, by
+    /// [`stream::copy`] (the caller then calls [`stream::fence`]).
+    pub fn write<T: Copy>(&self, row: &mut [T], gw: usize, values: &[T], streaming: bool) {
         // The phases land on consecutive output columns: one copy of those inside.
         let c = self.channels;
         let first = self.stride_w * gw;
@@ -169,7 +171,13 @@ impl Scatter {
             return;
         }
         let ow0 = first + pw0 - self.shift_w;
-        row[ow0 * c..][..(pw1 - pw0) * c].copy_from_slice(&values[pw0 * c..][..(pw1 - pw0) * c]);
+        let dst = &mut row[ow0 * c..][..(pw1 - pw0) * c];
+        let src = &values[pw0 * c..][..(pw1 - pw0) * c];
+        if streaming {
+            stream::copy(dst, src);
+        } else {
+            dst.copy_from_slice(src);
+        }
     }
 }
 
@@ -511,7 +519,7 @@ impl<T: Element> Job<'_, T> {
                             break;
                         }
                         let src = (a * m + bb) * nc + (ph - p0) * sc.stride_w * sc.channels;
-                        sc.write(row, gw, &y[src..]);
+                        sc.write(row, gw, &y[src..], false);
                     }
                 }
             }
@@ -559,6 +567,8 @@ pub(crate) fn correlate_direct<T: Element>(
                 }
             }
         });
+    // Outputs much larger than the caches are written around them.
+    let streaming = std::mem::size_of_val(out) >= stream::STREAM_MIN_BYTES && stream::available();
     let row_len = scatter.out_w * scatter.channels;
     let mut rows: Vec<Option<&mut [T]>> = out.chunks_mut(row_len).map(Some).collect();
     let mut tasks = Vec::new();
@@ -617,8 +627,11 @@ pub(crate) fn correlate_direct<T: Element>(
                 };
                 for gw in 0..s.grid_w {
                     let src = (local * s.grid_w + gw) * phase_cols;
-                    scatter.write(row, gw, &result[src..]);
+                    scatter.write(row, gw, &result[src..], streaming);
                 }
+            }
+            if streaming {
+                stream::fence();
             }
         });
 }
