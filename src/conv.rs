@@ -20,7 +20,7 @@ use crate::element::Element;
 use crate::error::{ConvError, Result};
 use crate::kernels;
 pub use crate::kernels::{DataPlan, FilterPlan, ForwardPlan};
-use crate::layout::standard;
+use crate::layout::{standard, DataFormat};
 use crate::problem::{element_count, Problem};
 use ndarray::{Array4, ArrayView4};
 use rayon::iter::ParallelExtend;
@@ -121,6 +121,56 @@ pub fn backward_data_with<T: Element>(
     Ok(dx)
 }
 
+/// [`backward_data`] with `dy` and the result in `format` (the filter HWIO). On NCHW
+/// data, problems that take [`DataPlan::Col2im`] run it on the NCHW arrays as they lie;
+/// the others go through NHWC (a blocked transpose each way, [`crate::layout::standard`]).
+///
+/// ```
+/// use convt::{conv, layout::DataFormat, problem::{Axis, AxisPadding, Problem, Taps}};
+/// // U-Net's 2x2 stride-2 up-convolution, 8 -> 4 channels, on NCHW data.
+/// let axis = Axis::forward("height", 6, Taps::new(2, 2, 1), AxisPadding::Valid).unwrap();
+/// let p = Problem::new(1, 4, 8, 1, axis, axis).unwrap();
+/// let dy = ndarray::Array4::<f32>::ones((1, 8, 3, 3));
+/// let w = ndarray::Array4::<f32>::ones(p.filter_shape());
+/// let dx = conv::backward_data_in(DataFormat::Nchw, &p, dy.view(), w.view()).unwrap();
+/// assert_eq!(dx.shape(), &[1, 4, 6, 6]);
+/// assert!(dx.iter().all(|&v| v == 8.0));
+/// ```
+pub fn backward_data_in<T: Element>(
+    format: DataFormat,
+    p: &Problem,
+    dy: ArrayView4<T>,
+    w: ArrayView4<T>,
+) -> Result<Array4<T>> {
+    backward_data_in_with(DataPlan::choose(p), format, p, dy, w)
+}
+
+/// [`backward_data_in`] with a chosen algorithm.
+pub fn backward_data_in_with<T: Element>(
+    plan: DataPlan,
+    format: DataFormat,
+    p: &Problem,
+    dy: ArrayView4<T>,
+    w: ArrayView4<T>,
+) -> Result<Array4<T>> {
+    if format == DataFormat::Nhwc || plan != DataPlan::Col2im || !kernels::col2im_nchw_fits(p) {
+        let dx = backward_data_with(plan, p, format.view_as_nhwc(dy), w)?;
+        return Ok(format.from_nhwc(dx));
+    }
+    let nchw = |[n, h, w, c]: [usize; 4]| [n, c, h, w];
+    check("out_backprop", dy.shape(), nchw(p.output_shape()))?;
+    check("filter", w.shape(), p.filter_shape())?;
+    let (dy, w) = (standard(dy), standard(w));
+    let mut dx = try_zeros("output", nchw(p.input_shape()))?;
+    kernels::backward_data_col2im_nchw(
+        p,
+        slice(&dy),
+        slice(&w),
+        dx.as_slice_mut().unwrap_or_default(),
+    );
+    Ok(dx)
+}
+
 /// `dw` (HWIO) from x and dy (NHWC).
 pub fn backward_filter<T: Element>(
     p: &Problem,
@@ -156,9 +206,10 @@ fn slice<'a, T>(a: &'a ndarray::CowArray<'_, T, ndarray::Ix4>) -> &'a [T] {
     a.as_slice().unwrap_or_default()
 }
 
-/// Adds `bias[c]` to every element of channel `c` of an NHWC array.
-pub fn add_bias<T: Element>(y: &mut Array4<T>, bias: ndarray::ArrayView1<T>) {
-    for mut pixel in y.lanes_mut(ndarray::Axis(3)) {
+/// Adds `bias[c]` to every element of channel `c` of an array in `format`.
+pub fn add_bias<T: Element>(y: &mut Array4<T>, bias: ndarray::ArrayView1<T>, format: DataFormat) {
+    let channels = ndarray::Axis(format.axes()[3]);
+    for mut pixel in y.lanes_mut(channels) {
         pixel += &bias;
     }
 }

@@ -349,7 +349,7 @@ pub fn conv<T: Element>(
     let p = conv_problem(x.shape(), w.shape(), b.as_ref().map(|b| b.shape()), attrs)?;
     let mut y = conv::forward(&p, DataFormat::Nchw.view_as_nhwc(x), hwio(w))?;
     if let Some(b) = b {
-        conv::add_bias(&mut y, b);
+        conv::add_bias(&mut y, b, DataFormat::Nhwc);
     }
     Ok(DataFormat::Nchw.from_nhwc(y))
 }
@@ -362,9 +362,9 @@ pub fn conv_transpose<T: Element>(
     attrs: &Attributes,
 ) -> Result<Array4<T>> {
     let p = conv_transpose_problem(x.shape(), w.shape(), b.as_ref().map(|b| b.shape()), attrs)?;
-    let mut y = conv::backward_data(&p, DataFormat::Nchw.view_as_nhwc(x), hwio(w))?;
+    let mut y = conv::backward_data_in(DataFormat::Nchw, &p, x, hwio(w))?;
     if let Some(b) = b {
-        conv::add_bias(&mut y, b);
+        conv::add_bias(&mut y, b, DataFormat::Nchw);
     }
-    Ok(DataFormat::Nchw.from_nhwc(y))
+    Ok(y)
 }

@@ -512,8 +512,7 @@ pub fn conv2d_transpose<T: Element>(
     opts: &Options,
 ) -> Result<Array4<T>> {
     let p = conv2d_transpose_problem(input.shape(), filters.shape(), output_shape, opts)?;
-    let dx = conv::backward_data(&p, opts.data_format.view_as_nhwc(input), filters)?;
-    Ok(opts.data_format.from_nhwc(dx))
+    conv::backward_data_in(opts.data_format, &p, input, filters)
 }
 
 /// `tf.raw_ops.Conv2DBackpropInput(input_sizes, filter, out_backprop, strides, padding,
@@ -525,8 +524,7 @@ pub fn conv2d_backprop_input<T: Element>(
     opts: &Options,
 ) -> Result<Array4<T>> {
     let p = conv2d_backprop_input_problem(input_sizes, filter.shape(), out_backprop.shape(), opts)?;
-    let dx = conv::backward_data(&p, opts.data_format.view_as_nhwc(out_backprop), filter)?;
-    Ok(opts.data_format.from_nhwc(dx))
+    conv::backward_data_in(opts.data_format, &p, out_backprop, filter)
 }
 
 /// `tf.raw_ops.Conv2DBackpropFilter(input, filter_sizes, out_backprop, strides, padding,

@@ -400,7 +400,7 @@ pub fn conv2d<T: Element>(
     )?;
     let mut y = conv::forward(&p, DataFormat::Nchw.view_as_nhwc(input), hwio(weight))?;
     if let Some(b) = bias {
-        conv::add_bias(&mut y, b);
+        conv::add_bias(&mut y, b, DataFormat::Nhwc);
     }
     Ok(DataFormat::Nchw.from_nhwc(y))
 }
@@ -419,9 +419,9 @@ pub fn conv_transpose2d<T: Element>(
         bias.as_ref().map(|b| b.shape()),
         opts,
     )?;
-    let mut y = conv::backward_data(&p, DataFormat::Nchw.view_as_nhwc(input), hwio(weight))?;
+    let mut y = conv::backward_data_in(DataFormat::Nchw, &p, input, hwio(weight))?;
     if let Some(b) = bias {
-        conv::add_bias(&mut y, b);
+        conv::add_bias(&mut y, b, DataFormat::Nchw);
     }
-    Ok(DataFormat::Nchw.from_nhwc(y))
+    Ok(y)
 }

@@ -4,6 +4,7 @@
 //! must agree to 1e-9 (their f64 rounding errors are around 1e-14 here).
 
 use convt::conv::{DataPlan, FilterPlan, ForwardPlan};
+use convt::layout::DataFormat;
 use convt::problem::{Axis, AxisPadding, Problem, Taps};
 use convt::{conv, reference};
 use ndarray::Array4;
@@ -136,6 +137,10 @@ proptest! {
         }
         let winograd = conv::backward_data_with(DataPlan::Winograd, &p, dy.view(), f.view()).unwrap();
         prop_assert!(max_difference(&winograd, &expected) < 1e-9, "backward-data Winograd");
+        // The column plan on NCHW data, as it lies (no transposes).
+        prop_assert!(kernels_fit_nchw(&p));
+        let nchw = conv::backward_data_in_with(DataPlan::Col2im, DataFormat::Nchw, &p, to_nchw(&dy).view(), f.view()).unwrap();
+        prop_assert_eq!(nchw, to_nchw(&expected), "NCHW column plan");
         prop_assert_eq!(conv::backward_filter(&p, x.view(), dy.view()).unwrap(), reference::backward_filter(&p, x.view(), dy.view()).unwrap());
     }
 }
@@ -217,4 +222,50 @@ fn streamed_output_equals_reference() {
     let expected = reference::backward_data(&p, dy.view(), f.view()).unwrap();
     let got = conv::backward_data_with(DataPlan::SubPixel, &p, dy.view(), f.view()).unwrap();
     assert_eq!(got, expected);
+}
+
+/// An NHWC array's NCHW copy.
+fn to_nchw(a: &Array4<f64>) -> Array4<f64> {
+    a.view()
+        .permuted_axes([0, 3, 1, 2])
+        .as_standard_layout()
+        .into_owned()
+}
+
+/// Whether the NCHW column plan takes `p` (one channel's columns within its limit).
+fn kernels_fit_nchw(p: &Problem) -> bool {
+    p.height.kernel * p.width.kernel * p.height.output * p.width.output <= 1 << 20
+}
+
+/// The NCHW entry point on problems of every plan: the column plan on NCHW data, the
+/// others through NHWC, all equal to the reference.
+#[test]
+fn nchw_data_equals_reference() {
+    for (i, k, s, c, o, groups) in [
+        (32usize, 4usize, 2usize, 3usize, 64usize, 1usize),
+        (16, 2, 2, 32, 64, 1),
+        (19, 3, 2, 8, 12, 2),
+        (13, 5, 3, 6, 9, 3),
+        (30, 3, 1, 16, 16, 1),
+    ] {
+        let a = Axis::forward("h", i, Taps::new(k, s, 1), AxisPadding::SameUpper).unwrap();
+        let p = Problem::new(2, c, o, groups, a, a).unwrap();
+        let f = ints(p.filter_shape(), 3);
+        let dy = ints(p.output_shape(), 4);
+        let expected = to_nchw(&reference::backward_data(&p, dy.view(), f.view()).unwrap());
+        let got =
+            conv::backward_data_in(DataFormat::Nchw, &p, to_nchw(&dy).view(), f.view()).unwrap();
+        assert!(max_difference(&got, &expected) < 1e-9, "{p:?}");
+        for plan in [DataPlan::Col2im, DataPlan::Phases] {
+            let got = conv::backward_data_in_with(
+                plan,
+                DataFormat::Nchw,
+                &p,
+                to_nchw(&dy).view(),
+                f.view(),
+            )
+            .unwrap();
+            assert_eq!(got, expected, "{plan:?} {p:?}");
+        }
+    }
 }

@@ -834,6 +834,117 @@ fn backward_data_col2im<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]
         });
 }
 
+/// Elements of the column buffer of one task of [`backward_data_col2im_nchw`].
+const NCHW_COLUMN_ELEMENTS: usize = 1 << 18;
+
+/// Whether [`backward_data_col2im_nchw`] takes `p`: one input channel's columns (every
+/// tap of every `dy` pixel) fit the column plan's buffer limit.
+pub fn col2im_nchw_fits(p: &Problem) -> bool {
+    let taps = p.height.kernel * p.width.kernel;
+    taps.saturating_mul(p.height.output * p.width.output) <= COL2IM_MAX_ELEMENTS
+}
+
+/// [`DataPlan::Col2im`] on NCHW data (`dy` `[N][Cout][OH][OW]`, `dx` `[N][Cin][IH][IW]`,
+/// zero-filled; filter HWIO), with no layout copies: per image and block of input
+/// channels, `Z = W_block^T dy` (rows `(ci, kh, kw)`, columns `dy`'s pixels: an NCHW image
+/// is the GEMM's right-hand matrix as it lies), then each row of `Z` is added into its
+/// channel of `dx` at its tap's offset, taps in order. For problems [`col2im_nchw_fits`].
+pub fn backward_data_col2im_nchw<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]) {
+    let (h, wd) = (p.height, p.width);
+    let (cout, cg, og) = (p.out_channels, p.in_per_group(), p.out_per_group());
+    let (pixels, plane) = (h.output * wd.output, h.input * wd.input);
+    let taps = h.kernel * wd.kernel;
+    if dx.is_empty() || dy.is_empty() || cg == 0 || og == 0 || plane == 0 {
+        return;
+    }
+    // Channels per task: the largest divisor of Cg whose columns fit the budget, so that
+    // tasks never straddle groups and each owns a contiguous block of dx.
+    let per_channel = (taps * pixels).max(1);
+    let block = (1..=cg)
+        .rev()
+        .find(|b| cg % b == 0 && b * per_channel <= NCHW_COLUMN_ELEMENTS)
+        .unwrap_or(1);
+    let blocks_per_image = p.in_channels / block;
+    dx.par_chunks_mut(block * plane)
+        .enumerate()
+        .with_min_len(min_items(p, p.batch * blocks_per_image))
+        .for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(packed, z), (index, dx_block)| {
+                let (n, first) = (index / blocks_per_image, index % blocks_per_image * block);
+                let (g, ci0) = (first / cg, first % cg);
+                // A[(ci, tap)][m] = w[tap, ci0 + ci, g*Og + m].
+                packed.clear();
+                for ci in 0..block {
+                    for tap in 0..taps {
+                        let row = &w[(tap * cg + ci0 + ci) * cout + g * og..][..og];
+                        packed.extend_from_slice(row);
+                    }
+                }
+                let rows = block * taps;
+                z.resize(rows * pixels, T::zero());
+                gemm(
+                    MatMut {
+                        data: &mut z[..rows * pixels],
+                        rows,
+                        cols: pixels,
+                        row_stride: pixels,
+                        col_stride: 1,
+                    },
+                    false,
+                    Mat {
+                        data: packed,
+                        rows,
+                        cols: og,
+                        row_stride: og,
+                        col_stride: 1,
+                    },
+                    Mat {
+                        data: &dy[(n * cout + g * og) * pixels..][..og * pixels],
+                        rows: og,
+                        cols: pixels,
+                        row_stride: pixels,
+                        col_stride: 1,
+                    },
+                );
+                for (ci, dx_plane) in dx_block.chunks_mut(plane).enumerate() {
+                    for tap in 0..taps {
+                        let (kh, kw) = (tap / wd.kernel, tap % wd.kernel);
+                        let column = &z[(ci * taps + tap) * pixels..][..pixels];
+                        let (oh_lo, oh_hi) = tap_range(h, kh);
+                        let (ow_lo, ow_hi) = tap_range(wd, kw);
+                        if ow_lo >= ow_hi {
+                            continue;
+                        }
+                        for oh in oh_lo..oh_hi {
+                            let ih = oh * h.stride + kh * h.dilation - h.pad_before;
+                            let line = &mut dx_plane[ih * wd.input..][..wd.input];
+                            let iw0 = ow_lo * wd.stride + kw * wd.dilation - wd.pad_before;
+                            let targets = line[iw0..].iter_mut().step_by(wd.stride);
+                            for (d, &v) in
+                                targets.zip(&column[oh * wd.output + ow_lo..oh * wd.output + ow_hi])
+                            {
+                                *d += v;
+                            }
+                        }
+                    }
+                }
+            },
+        );
+}
+
+/// The outputs `o` whose tap `k` lands inside the input: `0 <= o*stride + k*dilation -
+/// pad < input`, as a range.
+fn tap_range(a: crate::problem::Axis, k: usize) -> (usize, usize) {
+    let offset = k * a.dilation;
+    let lo = a.pad_before.saturating_sub(offset).div_ceil(a.stride);
+    let hi = (a.input + a.pad_before)
+        .checked_sub(offset + 1)
+        .map_or(0, |top| top / a.stride + 1)
+        .min(a.output);
+    (lo, hi.max(lo))
+}
+
 /// [`DataPlan::Direct`]: every `dy` element times every tap it reaches, added in order.
 fn backward_data_direct<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]) {
     let (h, wd) = (p.height, p.width);
