@@ -89,6 +89,45 @@ pub fn forward_with<T: Element>(
     Ok(y)
 }
 
+/// [`forward`] with `x` and the result in `format` (the filter HWIO). On NCHW data,
+/// problems that take [`ForwardPlan::Im2col`] run it on the NCHW arrays as they lie (a
+/// pointwise convolution is then one GEMM per image, with no copies at all); Winograd's
+/// problems go through NHWC (a blocked transpose each way).
+pub fn forward_in<T: Element>(
+    format: DataFormat,
+    p: &Problem,
+    x: ArrayView4<T>,
+    w: ArrayView4<T>,
+) -> Result<Array4<T>> {
+    forward_in_with(ForwardPlan::choose(p), format, p, x, w)
+}
+
+/// [`forward_in`] with a chosen algorithm.
+pub fn forward_in_with<T: Element>(
+    plan: ForwardPlan,
+    format: DataFormat,
+    p: &Problem,
+    x: ArrayView4<T>,
+    w: ArrayView4<T>,
+) -> Result<Array4<T>> {
+    if format == DataFormat::Nhwc || plan != ForwardPlan::Im2col {
+        let y = forward_with(plan, p, format.view_as_nhwc(x), w)?;
+        return Ok(format.from_nhwc(y));
+    }
+    let nchw = |[n, h, w, c]: [usize; 4]| [n, c, h, w];
+    check("input", x.shape(), nchw(p.input_shape()))?;
+    check("filter", w.shape(), p.filter_shape())?;
+    let (x, w) = (standard(x), standard(w));
+    let mut y = try_zeros("output", nchw(p.output_shape()))?;
+    kernels::forward_im2col_nchw(
+        p,
+        slice(&x),
+        slice(&w),
+        y.as_slice_mut().unwrap_or_default(),
+    );
+    Ok(y)
+}
+
 /// `dx = conv^T(dy, w)` (input gradient, transposed convolution): dy NHWC, w HWIO,
 /// result NHWC of the problem's input shape.
 pub fn backward_data<T: Element>(

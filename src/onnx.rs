@@ -347,11 +347,11 @@ pub fn conv<T: Element>(
     attrs: &Attributes,
 ) -> Result<Array4<T>> {
     let p = conv_problem(x.shape(), w.shape(), b.as_ref().map(|b| b.shape()), attrs)?;
-    let mut y = conv::forward(&p, DataFormat::Nchw.view_as_nhwc(x), hwio(w))?;
+    let mut y = conv::forward_in(DataFormat::Nchw, &p, x, hwio(w))?;
     if let Some(b) = b {
-        conv::add_bias(&mut y, b, DataFormat::Nhwc);
+        conv::add_bias(&mut y, b, DataFormat::Nchw);
     }
-    Ok(DataFormat::Nchw.from_nhwc(y))
+    Ok(y)
 }
 
 /// ONNX `ConvTranspose(X, W, B)`.

@@ -498,8 +498,7 @@ pub fn conv2d<T: Element>(
     opts: &Options,
 ) -> Result<Array4<T>> {
     let p = conv2d_problem(input.shape(), filters.shape(), opts)?;
-    let y = conv::forward(&p, opts.data_format.view_as_nhwc(input), filters)?;
-    Ok(opts.data_format.from_nhwc(y))
+    conv::forward_in(opts.data_format, &p, input, filters)
 }
 
 /// `tf.nn.conv2d_transpose(input, filters, output_shape, strides, padding, data_format,

@@ -398,11 +398,11 @@ pub fn conv2d<T: Element>(
         bias.as_ref().map(|b| b.shape()),
         opts,
     )?;
-    let mut y = conv::forward(&p, DataFormat::Nchw.view_as_nhwc(input), hwio(weight))?;
+    let mut y = conv::forward_in(DataFormat::Nchw, &p, input, hwio(weight))?;
     if let Some(b) = bias {
-        conv::add_bias(&mut y, b, DataFormat::Nhwc);
+        conv::add_bias(&mut y, b, DataFormat::Nchw);
     }
-    Ok(DataFormat::Nchw.from_nhwc(y))
+    Ok(y)
 }
 
 /// `torch.nn.functional.conv_transpose2d(input, weight, bias, stride, padding,

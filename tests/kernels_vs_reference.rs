@@ -129,6 +129,8 @@ proptest! {
         let dy = ints(p.output_shape(), seed ^ 2);
         let expected = reference::forward(&p, x.view(), f.view()).unwrap();
         prop_assert_eq!(&conv::forward_with(ForwardPlan::Im2col, &p, x.view(), f.view()).unwrap(), &expected);
+        let nchw = conv::forward_in_with(ForwardPlan::Im2col, DataFormat::Nchw, &p, to_nchw(&x).view(), f.view()).unwrap();
+        prop_assert_eq!(nchw, to_nchw(&expected), "NCHW im2col");
         let winograd = conv::forward_with(ForwardPlan::Winograd, &p, x.view(), f.view()).unwrap();
         prop_assert!(max_difference(&winograd, &expected) < 1e-9, "forward Winograd");
         let expected = reference::backward_data(&p, dy.view(), f.view()).unwrap();
@@ -237,7 +239,7 @@ fn kernels_fit_nchw(p: &Problem) -> bool {
     p.height.kernel * p.width.kernel * p.height.output * p.width.output <= 1 << 20
 }
 
-/// The NCHW entry point on problems of every plan: the column plan on NCHW data, the
+/// The NCHW entry points on problems of every plan: the column plans on NCHW data, the
 /// others through NHWC, all equal to the reference.
 #[test]
 fn nchw_data_equals_reference() {
@@ -247,11 +249,25 @@ fn nchw_data_equals_reference() {
         (19, 3, 2, 8, 12, 2),
         (13, 5, 3, 6, 9, 3),
         (30, 3, 1, 16, 16, 1),
+        (300, 1, 1, 8, 24, 1),
     ] {
         let a = Axis::forward("h", i, Taps::new(k, s, 1), AxisPadding::SameUpper).unwrap();
         let p = Problem::new(2, c, o, groups, a, a).unwrap();
         let f = ints(p.filter_shape(), 3);
         let dy = ints(p.output_shape(), 4);
+        let x = ints(p.input_shape(), 5);
+        let y = to_nchw(&reference::forward(&p, x.view(), f.view()).unwrap());
+        let got = conv::forward_in(DataFormat::Nchw, &p, to_nchw(&x).view(), f.view()).unwrap();
+        assert!(max_difference(&got, &y) < 1e-9, "forward {p:?}");
+        let got = conv::forward_in_with(
+            ForwardPlan::Im2col,
+            DataFormat::Nchw,
+            &p,
+            to_nchw(&x).view(),
+            f.view(),
+        )
+        .unwrap();
+        assert_eq!(got, y, "forward im2col {p:?}");
         let expected = to_nchw(&reference::backward_data(&p, dy.view(), f.view()).unwrap());
         let got =
             conv::backward_data_in(DataFormat::Nchw, &p, to_nchw(&dy).view(), f.view()).unwrap();

@@ -345,6 +345,131 @@ fn forward_im2col<T: Element>(p: &Problem, x: &[T], w: &[T], y: &mut [T]) {
         });
 }
 
+/// Output pixels one task of [`forward_im2col_nchw`] computes (a block of every
+/// output channel's row).
+const NCHW_PIXEL_BLOCK: usize = 256;
+
+/// [`ForwardPlan::Im2col`] on NCHW data (`x` `[N][Cin][IH][IW]`, `y` `[N][Cout][OH][OW]`,
+/// filter HWIO), with no layout copies: per image, group and block of output pixels,
+/// `y_block = W^T col`, where `col` (rows `(kh, kw, ci)`, columns the block's pixels) is
+/// gathered from `x`'s planes, or is `x` itself for a pointwise convolution.
+pub fn forward_im2col_nchw<T: Element>(p: &Problem, x: &[T], w: &[T], y: &mut [T]) {
+    let (h, wd) = (p.height, p.width);
+    let (cin, cout, cg, og) = (
+        p.in_channels,
+        p.out_channels,
+        p.in_per_group(),
+        p.out_per_group(),
+    );
+    let (pixels, plane) = (h.output * wd.output, h.input * wd.input);
+    let taps = h.kernel * wd.kernel;
+    let kdim = taps * cg;
+    if y.is_empty() || pixels == 0 || kdim == 0 {
+        return;
+    }
+    let pointwise = taps == 1
+        && h.stride == 1
+        && wd.stride == 1
+        && h.pad_before == 0
+        && wd.pad_before == 0
+        && h.input == h.output
+        && wd.input == wd.output;
+    // Tasks (image, pixel block), each handed its block of every output channel's row.
+    let blocks = pixels.div_ceil(NCHW_PIXEL_BLOCK);
+    let mut tasks: Vec<(usize, usize, Vec<&mut [T]>)> = Vec::new();
+    for (n, image) in y.chunks_mut(cout * pixels).enumerate() {
+        let mut rows: Vec<_> = image
+            .chunks_mut(pixels)
+            .map(|row| row.chunks_mut(NCHW_PIXEL_BLOCK))
+            .collect();
+        for b in 0..blocks {
+            let parts = rows.iter_mut().filter_map(Iterator::next).collect();
+            tasks.push((n, b * NCHW_PIXEL_BLOCK, parts));
+        }
+    }
+    tasks
+        .into_par_iter()
+        .with_min_len(min_items(p, p.batch * blocks))
+        .for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(col, out), (n, first, mut parts)| {
+                let count = parts.first().map_or(0, |part| part.len());
+                out.resize(og * count, T::zero());
+                for g in 0..p.groups {
+                    let image = &x[(n * cin + g * cg) * plane..][..cg * plane];
+                    let rhs = if pointwise {
+                        Mat {
+                            data: &image[first..],
+                            rows: cg,
+                            cols: count,
+                            row_stride: plane,
+                            col_stride: 1,
+                        }
+                    } else {
+                        col.clear();
+                        col.resize(kdim * count, T::zero());
+                        for tap in 0..taps {
+                            let (kh, kw) = (tap / wd.kernel, tap % wd.kernel);
+                            let (oh_lo, oh_hi) = tap_range(h, kh);
+                            let (ow_lo, ow_hi) = tap_range(wd, kw);
+                            for ci in 0..cg {
+                                let source = &image[ci * plane..][..plane];
+                                let row = &mut col[(tap * cg + ci) * count..][..count];
+                                // The block's pixels, output row by output row: each row's
+                                // valid columns read one input row at the stride.
+                                let mut j = 0;
+                                while j < count {
+                                    let (oh, ow0) =
+                                        ((first + j) / wd.output, (first + j) % wd.output);
+                                    let ow1 = (ow0 + count - j).min(wd.output);
+                                    let (a, b) = (ow0.max(ow_lo), ow1.min(ow_hi));
+                                    if (oh_lo..oh_hi).contains(&oh) && a < b {
+                                        let ih = oh * h.stride + kh * h.dilation - h.pad_before;
+                                        let iw = a * wd.stride + kw * wd.dilation - wd.pad_before;
+                                        let line = &source[ih * wd.input + iw..(ih + 1) * wd.input];
+                                        let dst = &mut row[j + a - ow0..j + b - ow0];
+                                        for (d, &v) in
+                                            dst.iter_mut().zip(line.iter().step_by(wd.stride))
+                                        {
+                                            *d = v;
+                                        }
+                                    }
+                                    j += ow1 - ow0;
+                                }
+                            }
+                        }
+                        Mat {
+                            data: col,
+                            rows: kdim,
+                            cols: count,
+                            row_stride: count,
+                            col_stride: 1,
+                        }
+                    };
+                    // W_g^T: rows the group's output channels, columns (kh, kw, ci).
+                    let lhs = Mat {
+                        data: &w[g * og..],
+                        rows: og,
+                        cols: kdim,
+                        row_stride: 1,
+                        col_stride: cout,
+                    };
+                    let dst = MatMut {
+                        data: &mut out[..og * count],
+                        rows: og,
+                        cols: count,
+                        row_stride: count,
+                        col_stride: 1,
+                    };
+                    gemm(dst, false, lhs, rhs);
+                    for (m, part) in parts[g * og..(g + 1) * og].iter_mut().enumerate() {
+                        part.copy_from_slice(&out[m * count..][..count]);
+                    }
+                }
+            },
+        );
+}
+
 /// The kernel taps of one stride phase, and the sub-filter they form.
 struct Phase<T> {
     /// Height taps `kh` with `kh * dilation_h = phase_h (mod stride_h)`, increasing.
