@@ -1134,6 +1134,12 @@ fn gather_taps<T: Element>(out: &mut [T], z: &[T], bases: &[usize], taps: &[usiz
         true
     }
     let n = out.len();
+    // One contribution (taps that do not overlap): `out` is zero, so a copy, which
+    // need not read `out` first (T2 2.81 -> 2.64 ms at 1 thread).
+    if let ([base], [tap]) = (bases, taps) {
+        out.copy_from_slice(&z[base + tap..][..n]);
+        return;
+    }
     let done = match n {
         1 => fixed::<T, 1>(out, z, bases, taps),
         2 => fixed::<T, 2>(out, z, bases, taps),
