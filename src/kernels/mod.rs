@@ -990,6 +990,7 @@ pub fn backward_data_col2im_nchw<T: Element>(p: &Problem, dy: &[T], w: &[T], dx:
         .find(|b| cg % b == 0 && b * per_channel <= NCHW_COLUMN_ELEMENTS)
         .unwrap_or(1);
     let blocks_per_image = p.in_channels / block;
+    let disjoint = h.effective_kernel() <= h.stride && wd.effective_kernel() <= wd.stride;
     dx.par_chunks_mut(block * plane)
         .enumerate()
         .with_min_len(min_items(p, p.batch * blocks_per_image))
@@ -1046,10 +1047,12 @@ pub fn backward_data_col2im_nchw<T: Element>(p: &Problem, dy: &[T], w: &[T], dx:
                             let line = &mut dx_plane[ih * wd.input..][..wd.input];
                             let iw0 = ow_lo * wd.stride + kw * wd.dilation - wd.pad_before;
                             let targets = line[iw0..].iter_mut().step_by(wd.stride);
-                            for (d, &v) in
-                                targets.zip(&column[oh * wd.output + ow_lo..oh * wd.output + ow_hi])
-                            {
-                                *d += v;
+                            let values = &column[oh * wd.output + ow_lo..oh * wd.output + ow_hi];
+                            if disjoint {
+                                // One tap per element: copy into the zeros.
+                                targets.zip(values).for_each(|(d, &v)| *d = v);
+                            } else {
+                                targets.zip(values).for_each(|(d, &v)| *d += v);
                             }
                         }
                     }
