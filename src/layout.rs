@@ -70,6 +70,8 @@ impl DataFormat {
 
 /// Destination rows (source columns) of one block of [`standard`]'s transposes.
 const BLOCK: usize = 16;
+/// Source rows of one block of [`standard`]'s transposes.
+const SEGMENT: usize = 512;
 /// Fewest elements one rayon task of [`standard`] copies.
 const MIN_TASK_ELEMENTS: usize = 1 << 16;
 
@@ -130,26 +132,67 @@ fn transpose_images<T: Element>(source: &[T], out: &mut [T], rows: usize, cols: 
     if image == 0 {
         return;
     }
-    let band = BLOCK * rows;
-    let tasks = (MIN_TASK_ELEMENTS / band).max(1);
-    out.par_chunks_mut(image)
-        .zip(source.par_chunks(image))
-        .for_each(|(out, source)| {
-            out.par_chunks_mut(band)
-                .enumerate()
-                .with_min_len(tasks)
-                .for_each(|(b, out)| {
-                    let c0 = b * BLOCK;
-                    let count = out.len() / rows;
-                    // Source rows are read along their length (one cache line at a
-                    // time); the block's destination lines stay in cache meanwhile.
-                    for r in 0..rows {
-                        let line = &source[r * cols + c0..][..count];
-                        for (c, &value) in line.iter().enumerate() {
-                            out[c * rows + r] = value;
-                        }
+    if source.len() < MIN_TASK_ELEMENTS {
+        for (out, source) in out.chunks_mut(image).zip(source.chunks(image)) {
+            for (r, line) in source.chunks(cols).enumerate() {
+                for (c, &value) in line.iter().enumerate() {
+                    out[c * rows + r] = value;
+                }
+            }
+        }
+        return;
+    }
+    // Tasks: a band of BLOCK destination rows (source columns) times a segment of SEGMENT
+    // source rows, each handed its pieces of the band's destination rows, so that long
+    // thin images (few channels, many pixels) still split into many tasks.
+    let mut tasks: Vec<(usize, usize, Vec<&mut [T]>)> = Vec::new();
+    for (n, image_out) in out.chunks_mut(image).enumerate() {
+        let mut pieces: Vec<_> = image_out
+            .chunks_mut(rows)
+            .map(|row| row.chunks_mut(SEGMENT))
+            .collect();
+        for c0 in (0..cols).step_by(BLOCK) {
+            for r0 in (0..rows).step_by(SEGMENT) {
+                let band = pieces[c0..(c0 + BLOCK).min(cols)]
+                    .iter_mut()
+                    .filter_map(Iterator::next)
+                    .collect();
+                tasks.push((n * image + c0, r0, band));
+            }
+        }
+    }
+    let per_task = BLOCK * SEGMENT;
+    tasks
+        .into_par_iter()
+        .with_min_len((MIN_TASK_ELEMENTS / per_task).max(1))
+        .for_each(|(start, r0, mut band)| {
+            let (n, c0) = (start / image, start % image);
+            let source = &source[n * image..][..image];
+            // BLOCK x BLOCK tiles through a local buffer: source rows are read along their
+            // length, and each destination piece gets whole cache lines at once (pieces
+            // a power of two apart would otherwise evict each other's half-written lines).
+            let count = band.first().map_or(0, |piece| piece.len());
+            let width = band.len();
+            let mut tile = [[T::zero(); BLOCK]; BLOCK];
+            for t0 in (0..count).step_by(BLOCK) {
+                let height = BLOCK.min(count - t0);
+                for (r, line) in source[(r0 + t0) * cols + c0..]
+                    .chunks(cols)
+                    .take(height)
+                    .enumerate()
+                {
+                    for (c, &value) in line[..width].iter().enumerate() {
+                        tile[c][r] = value;
                     }
-                });
+                }
+                for (piece, values) in band.iter_mut().zip(&tile) {
+                    match piece[t0..].first_chunk_mut::<BLOCK>() {
+                        // A whole tile row: a fixed-size copy, inlined (no memcpy call).
+                        Some(line) if height == BLOCK => *line = *values,
+                        _ => piece[t0..t0 + height].copy_from_slice(&values[..height]),
+                    }
+                }
+            }
         });
 }
 
