@@ -345,9 +345,11 @@ fn forward_im2col<T: Element>(p: &Problem, x: &[T], w: &[T], y: &mut [T]) {
         });
 }
 
-/// Output pixels one task of [`forward_im2col_nchw`] computes (a block of every
-/// output channel's row).
+/// Most output pixels one task of [`forward_im2col_nchw`] computes (a block of every
+/// output channel's row); fewer where the columns would pass [`NCHW_COL_BUDGET_BYTES`].
 const NCHW_PIXEL_BLOCK: usize = 256;
+/// Bytes of columns one task of [`forward_im2col_nchw`] gathers at most (but 16 pixels).
+const NCHW_COL_BUDGET_BYTES: usize = 1 << 20;
 
 /// [`ForwardPlan::Im2col`] on NCHW data (`x` `[N][Cin][IH][IW]`, `y` `[N][Cout][OH][OW]`,
 /// filter HWIO), with no layout copies: per image, group and block of output pixels,
@@ -375,16 +377,18 @@ pub fn forward_im2col_nchw<T: Element>(p: &Problem, x: &[T], w: &[T], y: &mut [T
         && h.input == h.output
         && wd.input == wd.output;
     // Tasks (image, pixel block), each handed its block of every output channel's row.
-    let blocks = pixels.div_ceil(NCHW_PIXEL_BLOCK);
+    let block =
+        (NCHW_COL_BUDGET_BYTES / (kdim * std::mem::size_of::<T>())).clamp(16, NCHW_PIXEL_BLOCK);
+    let blocks = pixels.div_ceil(block);
     let mut tasks: Vec<(usize, usize, Vec<&mut [T]>)> = Vec::new();
     for (n, image) in y.chunks_mut(cout * pixels).enumerate() {
         let mut rows: Vec<_> = image
             .chunks_mut(pixels)
-            .map(|row| row.chunks_mut(NCHW_PIXEL_BLOCK))
+            .map(|row| row.chunks_mut(block))
             .collect();
         for b in 0..blocks {
             let parts = rows.iter_mut().filter_map(Iterator::next).collect();
-            tasks.push((n, b * NCHW_PIXEL_BLOCK, parts));
+            tasks.push((n, b * block, parts));
         }
     }
     tasks
