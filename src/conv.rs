@@ -1,8 +1,9 @@
 //! The three directions of a [`Problem`] on canonical-layout arrays.
 //!
-//! Data are NHWC, filters HWIO `[kh, kw, in_channels / groups, out_channels]`. The
-//! framework fronts ([`crate::tf`]) call these after building the problem; call them
-//! directly when the problem is already known.
+//! Data are NHWC, filters HWIO `[kh, kw, in_channels / groups, out_channels]`; the `*_in`
+//! functions take NCHW data too (the column plans run on it as it lies). The framework
+//! fronts ([`crate::tf`], [`crate::torch`], [`crate::onnx`]) call these after building the
+//! problem; call them directly when the problem is already known.
 //!
 //! ```
 //! use convt::problem::{Axis, AxisPadding, Problem, Taps};
@@ -114,11 +115,10 @@ pub fn forward_in_with<T: Element>(
         let y = forward_with(plan, p, format.view_as_nhwc(x), w)?;
         return Ok(format.from_nhwc(y));
     }
-    let nchw = |[n, h, w, c]: [usize; 4]| [n, c, h, w];
-    check("input", x.shape(), nchw(p.input_shape()))?;
+    check("input", x.shape(), format.from_nhwc_shape(p.input_shape()))?;
     check("filter", w.shape(), p.filter_shape())?;
     let (x, w) = (standard(x), standard(w));
-    let mut y = try_zeros("output", nchw(p.output_shape()))?;
+    let mut y = try_zeros("output", format.from_nhwc_shape(p.output_shape()))?;
     kernels::forward_im2col_nchw(
         p,
         slice(&x),
@@ -196,11 +196,14 @@ pub fn backward_data_in_with<T: Element>(
         let dx = backward_data_with(plan, p, format.view_as_nhwc(dy), w)?;
         return Ok(format.from_nhwc(dx));
     }
-    let nchw = |[n, h, w, c]: [usize; 4]| [n, c, h, w];
-    check("out_backprop", dy.shape(), nchw(p.output_shape()))?;
+    check(
+        "out_backprop",
+        dy.shape(),
+        format.from_nhwc_shape(p.output_shape()),
+    )?;
     check("filter", w.shape(), p.filter_shape())?;
     let (dy, w) = (standard(dy), standard(w));
-    let mut dx = try_zeros("output", nchw(p.input_shape()))?;
+    let mut dx = try_zeros("output", format.from_nhwc_shape(p.input_shape()))?;
     kernels::backward_data_col2im_nchw(
         p,
         slice(&dy),

@@ -43,6 +43,15 @@ impl DataFormat {
         self.axes().map(|a| shape[a])
     }
 
+    /// An NHWC shape `[batch, height, width, channels]` reordered to this layout.
+    pub fn from_nhwc_shape<D: Copy + Default>(self, nhwc: [D; 4]) -> [D; 4] {
+        let mut shape = [D::default(); 4];
+        for (i, a) in self.axes().into_iter().enumerate() {
+            shape[a] = nhwc[i];
+        }
+        shape
+    }
+
     /// A view of `data` (in this layout) as NHWC, without copying.
     pub fn view_as_nhwc<T>(self, data: ArrayView4<'_, T>) -> ArrayView4<'_, T> {
         match self {
@@ -231,5 +240,15 @@ mod tests {
             }
         }
         assert!(transposed >= 6, "the transposes ran {transposed} times");
+    }
+
+    /// Shapes go to a layout and back unchanged, and NCHW puts channels second.
+    #[test]
+    fn shapes_round_trip() {
+        for format in [DataFormat::Nhwc, DataFormat::Nchw] {
+            let shape = format.from_nhwc_shape([2, 3, 4, 5]);
+            assert_eq!(format.to_nhwc_shape(&shape), [2, 3, 4, 5]);
+        }
+        assert_eq!(DataFormat::Nchw.from_nhwc_shape([2, 3, 4, 5]), [2, 5, 3, 4]);
     }
 }
