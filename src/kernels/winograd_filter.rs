@@ -28,21 +28,23 @@ pub(crate) struct Form {
 }
 
 impl Form {
+    /// Transformed elements of one tile: `dy`'s, and `x`'s for every phase.
+    fn per_tile(&self, p: &Problem) -> usize {
+        let phases = p.height.stride * p.width.stride;
+        self.tr.alpha.pow(2) * (p.out_channels + phases * p.in_channels)
+    }
+
     /// Tiles transformed and multiplied at once.
     fn block_tiles(&self, p: &Problem) -> usize {
-        let per_tile = self.tr.alpha.pow(2)
-            * (p.out_channels + p.height.stride * p.width.stride * p.in_channels);
-        (BLOCK_ELEMENTS / per_tile.max(1)).max(MIN_BLOCK_TILES)
+        (BLOCK_ELEMENTS / self.per_tile(p).max(1)).max(MIN_BLOCK_TILES)
     }
 
     /// Elements of workspace: a block's transformed tiles and the summed products.
     pub(crate) fn workspace(&self, p: &Problem) -> usize {
-        let planes = self.tr.alpha.pow(2);
         let phases = p.height.stride * p.width.stride;
-        let per_tile = planes * (p.out_channels + phases * p.in_channels);
-        let products = phases * planes * p.in_channels * p.out_channels;
+        let products = phases * self.tr.alpha.pow(2) * p.in_channels * p.out_channels;
         self.block_tiles(p)
-            .saturating_mul(per_tile)
+            .saturating_mul(self.per_tile(p))
             .saturating_add(products)
     }
 
