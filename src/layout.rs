@@ -81,13 +81,17 @@ impl DataFormat {
 const BLOCK: usize = 16;
 /// Source rows of one block of [`standard`]'s transposes.
 const SEGMENT: usize = 512;
+/// Filters at least this large take [`standard`]'s two-transpose path (measured: ndarray's
+/// copy is faster below, 2x slower for FCN-32s' 1.8M-element filter).
+const LARGE_FILTER_ELEMENTS: usize = 1 << 18;
 /// Fewest elements one rayon task of [`standard`] copies.
 const MIN_TASK_ELEMENTS: usize = 1 << 16;
 
 /// `data` in standard (row-major) memory order, borrowed when it already is. An NCHW
 /// array viewed as NHWC, or an NHWC one viewed as NCHW (how the PyTorch and ONNX fronts
-/// reach convt's NHWC kernels), is a transpose per image, copied by blocks that stay in
-/// cache, on all threads; any other order is copied by ndarray, element by element.
+/// reach convt's NHWC kernels), is a transpose per image, and an OIHW or IOHW filter
+/// viewed as HWIO two transposes, copied by blocks that stay in cache, on all threads; any
+/// other order is copied by ndarray, element by element.
 ///
 /// ```
 /// use convt::layout::standard;
@@ -100,6 +104,19 @@ pub fn standard<T: Element>(data: ArrayView4<'_, T>) -> CowArray<'_, T, Ix4> {
     if data.is_standard_layout() {
         return CowArray::from(data);
     }
+    // (Small filters copy faster element by element than in two passes.)
+    let large = data.len() >= LARGE_FILTER_ELEMENTS;
+    if let (Some([h, w, a, b]), Some(source), true) =
+        (filter_transpose(&data), data.as_slice_memory_order(), large)
+    {
+        // [B][A][H*W] -> [H*W][B][A] -> [H*W][A][B], two blocked transposes.
+        let by_tap = transpose(source, b * a, h * w);
+        let mut out = vec![T::zero(); source.len()];
+        transpose_images(&by_tap, &mut out, b, a);
+        if let Ok(array) = Array4::from_shape_vec(data.raw_dim(), out) {
+            return CowArray::from(array);
+        }
+    }
     if let (Some((rows, cols)), Some(source)) =
         (image_transpose(&data), data.as_slice_memory_order())
     {
@@ -110,6 +127,14 @@ pub fn standard<T: Element>(data: ArrayView4<'_, T>) -> CowArray<'_, T, Ix4> {
         }
     }
     CowArray::from(data.as_standard_layout().into_owned())
+}
+
+/// For a view `[H][W][A][B]` of a standard `[B][A][H][W]` array (PyTorch's OIHW or IOHW
+/// filters seen as HWIO): its shape.
+fn filter_transpose<T>(data: &ArrayView4<'_, T>) -> Option<[usize; 4]> {
+    let shape = [0, 1, 2, 3].map(|i| data.shape()[i]);
+    let [h, w, a] = [shape[0], shape[1], shape[2]].map(|d| d as isize);
+    (data.strides() == [w, 1, h * w, a * h * w]).then_some(shape)
 }
 
 /// For a view whose memory holds, per image, the transpose of its own order (NCHW seen as
@@ -141,14 +166,16 @@ fn transpose_images<T: Element>(source: &[T], out: &mut [T], rows: usize, cols: 
     if image == 0 {
         return;
     }
-    if source.len() < MIN_TASK_ELEMENTS {
-        for (out, source) in out.chunks_mut(image).zip(source.chunks(image)) {
-            for (r, line) in source.chunks(cols).enumerate() {
-                for (c, &value) in line.iter().enumerate() {
-                    out[c * rows + r] = value;
+    // Small images (filters' per-tap blocks, small feature maps): whole images per task.
+    if image < MIN_TASK_ELEMENTS {
+        let images_per_task = MIN_TASK_ELEMENTS.div_ceil(image);
+        out.par_chunks_mut(image * images_per_task)
+            .zip(source.par_chunks(image * images_per_task))
+            .for_each(|(out, source)| {
+                for (out, source) in out.chunks_mut(image).zip(source.chunks(image)) {
+                    transpose_small(source, out, rows, cols);
                 }
-            }
-        }
+            });
         return;
     }
     // Tasks: a band of BLOCK destination rows (source columns) times a segment of SEGMENT
@@ -205,6 +232,28 @@ fn transpose_images<T: Element>(source: &[T], out: &mut [T], rows: usize, cols: 
         });
 }
 
+/// One image's transpose by BLOCK x BLOCK tiles through a local buffer, so that each
+/// destination row gets whole cache lines (rows a power of two apart would otherwise evict
+/// each other's half-written lines).
+fn transpose_small<T: Element>(source: &[T], out: &mut [T], rows: usize, cols: usize) {
+    let mut tile = [[T::zero(); BLOCK]; BLOCK];
+    for c0 in (0..cols).step_by(BLOCK) {
+        let width = BLOCK.min(cols - c0);
+        for r0 in (0..rows).step_by(BLOCK) {
+            let height = BLOCK.min(rows - r0);
+            for r in 0..height {
+                let line = &source[(r0 + r) * cols + c0..][..width];
+                for (c, &value) in line.iter().enumerate() {
+                    tile[c][r] = value;
+                }
+            }
+            for (c, values) in tile.iter().take(width).enumerate() {
+                out[(c0 + c) * rows + r0..][..height].copy_from_slice(&values[..height]);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,20 +275,28 @@ mod tests {
                 }
             }
         }
-        let mut transposed = 0;
-        for shape in [(2, 3, 4, 5), (1, 17, 33, 40), (3, 1, 5, 1), (2, 64, 8, 8)] {
+        let (mut transposed, mut filters) = (0, 0);
+        for shape in [
+            (2, 3, 4, 5),
+            (1, 17, 33, 40),
+            (3, 1, 5, 1),
+            (2, 64, 8, 8),
+            (24, 21, 33, 20),
+        ] {
             let data = Array4::from_shape_fn(shape, |(n, c, h, w)| {
                 (n * 1_000_000 + c * 10_000 + h * 100 + w) as f64
             });
             for &p in &permutations {
                 let view = data.view().permuted_axes(p);
                 transposed += usize::from(image_transpose(&view).is_some());
+                filters += usize::from(filter_transpose(&view).is_some());
                 let fast = standard(view);
                 assert!(fast.is_standard_layout());
                 assert_eq!(fast, view.as_standard_layout(), "{shape:?} {p:?}");
             }
         }
         assert!(transposed >= 6, "the transposes ran {transposed} times");
+        assert!(filters >= 3, "the filter views came {filters} times");
     }
 
     /// Shapes go to a layout and back unchanged, and NCHW puts channels second.
