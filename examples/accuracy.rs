@@ -1,19 +1,15 @@
 //! f32 error of each plan against the f64 reference on random data in [-1, 1]:
 //! `cargo run --release --example accuracy`.
 
+use convt::bench::Xorshift;
 use convt::conv::{self, DataPlan, ForwardPlan};
 use convt::problem::{Axis, AxisPadding, Problem, Taps};
 use convt::reference;
 use ndarray::Array4;
 
 fn random(shape: [usize; 4], seed: u64) -> Array4<f64> {
-    let mut state = seed | 1;
-    Array4::from_shape_fn(shape, |_| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % 2000) as f64 / 1000.0 - 1.0
-    })
+    let mut rng = Xorshift::new(seed);
+    Array4::from_shape_fn(shape, |_| (rng.next_u64() % 2000) as f64 / 1000.0 - 1.0)
 }
 
 /// Largest error over the largest exact magnitude, in units of f32 epsilon.

@@ -165,12 +165,38 @@ impl Layer {
     }
 }
 
+/// A seeded xorshift64 stream: the repeatable pseudo-random data of the benchmarks, the
+/// demo, the examples and the tests (not for anything that needs real randomness).
+///
+/// ```
+/// let mut a = convt::bench::Xorshift::new(7);
+/// let mut b = convt::bench::Xorshift::new(7);
+/// assert_eq!(a.next_u64(), b.next_u64());
+/// ```
+#[derive(Debug, Clone)]
+pub struct Xorshift(u64);
+
+impl Xorshift {
+    /// The stream from `seed` (made odd, so that it is never the all-zero state).
+    pub fn new(seed: u64) -> Xorshift {
+        Xorshift(seed | 1)
+    }
+
+    /// The next value.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
 /// Replaces every `NAME_shape=[...]` by a random array `NAME` of that shape (float32, or
 /// float64 with `f64`), so that the call can run.
 pub fn materialise(op: &str, args: &Args, f64: bool) -> Result<Args> {
     call::problem(op, args)?;
     let mut out = Args::new();
-    let mut state: u64 = 0x9e3779b97f4a7c15;
+    let mut rng = Xorshift::new(0x9e3779b97f4a7c15);
     let arrays = call::array_names(op)?;
     for name in args.names() {
         let Some(base) = name.strip_suffix("_shape").filter(|b| arrays.contains(b)) else {
@@ -189,10 +215,7 @@ pub fn materialise(op: &str, args: &Args, f64: bool) -> Result<Args> {
                 message: format!("cannot allocate {len} elements"),
             })?;
         for _ in 0..len {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            data.push((state >> 40) as f64 / (1u64 << 24) as f64 - 0.5);
+            data.push((rng.next_u64() >> 40) as f64 / (1u64 << 24) as f64 - 0.5);
         }
         let a = ArrayD::from_shape_vec(IxDyn(&shape), data).map_err(|e| ConvError::Shape {
             arg: name.into(),

@@ -2,18 +2,14 @@
 //! once get identical, correct results.
 
 use convt::bench::with_threads;
+use convt::bench::Xorshift;
 use convt::problem::{Axis, AxisPadding, Problem, Taps};
 use convt::{conv, reference};
 use ndarray::Array4;
 
 fn random(shape: [usize; 4], seed: u64) -> Array4<f32> {
-    let mut state = seed | 1;
-    Array4::from_shape_fn(shape, |_| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % 2000) as f32 / 1000.0 - 1.0
-    })
+    let mut rng = Xorshift::new(seed);
+    Array4::from_shape_fn(shape, |_| (rng.next_u64() % 2000) as f32 / 1000.0 - 1.0)
 }
 
 /// Problems big enough to be split into many tasks and partial sums.

@@ -2,17 +2,16 @@
 //! f64, on random small geometries (strides, padding, dilation, groups, both layouts).
 
 use convt::autodiff::{Tape, Var};
+use convt::bench::Xorshift;
 use convt::tf;
 use convt::Problem;
 use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
 
 fn random(shape: &[usize], seed: u64) -> ArrayD<f64> {
-    let mut state = seed | 1;
+    let mut rng = Xorshift::new(seed);
     ArrayD::from_shape_fn(IxDyn(shape), |_| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
+        let state = rng.next_u64();
         // Uniform in [-1, 1], kept away from 0 so relu has no kink nearby.
         let u = (state % 10_000) as f64 / 5_000.0 - 1.0;
         if u.abs() < 0.05 {

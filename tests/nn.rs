@@ -1,18 +1,16 @@
 //! Layers compute what the functional ops compute, and both optimisers train them.
 
 use convt::autodiff::Tape;
+use convt::bench::Xorshift;
 use convt::nn::{Adam, Conv2d, Conv2dTranspose, Init, Optimizer, Sgd};
 use convt::problem::AxisPadding;
 use convt::{tf, torch};
 use ndarray::{Array4, ArrayD, IxDyn};
 
 fn data(shape: &[usize], seed: u64) -> ArrayD<f64> {
-    let mut state = seed | 1;
+    let mut rng = Xorshift::new(seed);
     ArrayD::from_shape_fn(IxDyn(shape), |_| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % 1000) as f64 / 500.0 - 1.0
+        (rng.next_u64() % 1000) as f64 / 500.0 - 1.0
     })
 }
 

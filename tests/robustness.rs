@@ -1,6 +1,7 @@
 //! NaN and Inf propagate exactly as far as the definition says, f32 errors are bounded,
 //! and damaged or unusual `.npy` files are read or refused with a clear error.
 
+use convt::bench::Xorshift;
 use convt::call::Tensor;
 use convt::conv::{self, DataPlan, FilterPlan, ForwardPlan};
 use convt::problem::{Axis, AxisPadding, Problem, Taps};
@@ -10,13 +11,8 @@ use proptest::prelude::*;
 use std::path::PathBuf;
 
 fn random(shape: [usize; 4], seed: u64) -> Array4<f64> {
-    let mut state = seed | 1;
-    Array4::from_shape_fn(shape, |_| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % 2000) as f64 / 1000.0 - 1.0
-    })
+    let mut rng = Xorshift::new(seed);
+    Array4::from_shape_fn(shape, |_| (rng.next_u64() % 2000) as f64 / 1000.0 - 1.0)
 }
 
 /// A problem with one axis shape `(input, kernel, stride, dilation, pad before, pad

@@ -1,6 +1,7 @@
 //! Every claim of the seed (shared/seed/SUMMARY.md), reproduced.
 
 use convt::autodiff::Tape;
+use convt::bench::Xorshift;
 use convt::identities::{
     self, backprop_filter_via_conv2d, backprop_input_via_conv2d, full_padding, pad, rot180,
     swap_in_out,
@@ -11,13 +12,8 @@ use ndarray::{array, s, Array2, Array4};
 use proptest::prelude::*;
 
 fn ints(shape: [usize; 4], seed: u64) -> Array4<f64> {
-    let mut state = seed | 1;
-    Array4::from_shape_fn(shape, |_| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % 9) as f64 - 4.0
-    })
+    let mut rng = Xorshift::new(seed);
+    Array4::from_shape_fn(shape, |_| (rng.next_u64() % 9) as f64 - 4.0)
 }
 
 fn seed_example() -> (Array4<f64>, Array4<f64>) {

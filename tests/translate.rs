@@ -1,6 +1,7 @@
 //! Translation between frameworks: for random calls of every op, each translation,
 //! computed, gives exactly the source call's result.
 
+use convt::bench::Xorshift;
 use convt::call::{self, Arg, Args, Tensor};
 use convt::translate::{self, canonical, output_layout, Layout};
 use ndarray::{ArrayD, IxDyn};
@@ -8,12 +9,9 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 
 fn ints(shape: &[usize], seed: u64) -> Arg {
-    let mut state = seed | 1;
+    let mut rng = Xorshift::new(seed);
     Arg::Tensor(Tensor::F64(ArrayD::from_shape_fn(IxDyn(shape), |_| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % 9) as f64 - 4.0
+        (rng.next_u64() % 9) as f64 - 4.0
     })))
 }
 

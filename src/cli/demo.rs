@@ -1,5 +1,6 @@
 //! `convt demo`: the seed's claims about `conv2d_transpose`, each computed and checked.
 
+use convt::bench::Xorshift;
 use convt::identities::{self, full_padding, pad, rot180, swap_in_out, zero_stuff};
 use convt::problem::{legal_transposed_sizes, AxisPadding, Taps};
 use convt::{reference, tf, Result};
@@ -44,13 +45,8 @@ fn verdict(what: &str, diff: f64) {
 
 /// Small integers from a seed, so that sums are exact.
 fn ints(shape: [usize; 4], seed: u64) -> Array4<f64> {
-    let mut state = seed | 1;
-    Array4::from_shape_fn(shape, |_| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % 9) as f64 - 4.0
-    })
+    let mut rng = Xorshift::new(seed);
+    Array4::from_shape_fn(shape, |_| (rng.next_u64() % 9) as f64 - 4.0)
 }
 
 /// Runs the walk-through.

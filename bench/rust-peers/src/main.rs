@@ -45,14 +45,9 @@ fn median(mut f: impl FnMut()) -> f64 {
 }
 
 fn values(len: usize) -> Vec<f32> {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rng = convt::bench::Xorshift::new(0x9E37_79B9_7F4A_7C15);
     (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % 2000) as f32 / 1000.0 - 1.0
-        })
+        .map(|_| (rng.next_u64() % 2000) as f32 / 1000.0 - 1.0)
         .collect()
 }
 
