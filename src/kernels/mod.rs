@@ -1279,13 +1279,15 @@ pub fn backward_filter_with<T: Element>(
     dy: &[T],
     dw: &mut [T],
 ) {
-    if plan == FilterPlan::Winograd && all_finite(x) && all_finite(dy) {
-        if let Some(form) = filter_form(p) {
-            winograd_filter::gradient(&form, p, x, dy, dw);
-            return;
-        }
+    // The form first: the finiteness scans read both arrays whole.
+    let form = (plan == FilterPlan::Winograd)
+        .then(|| filter_form(p))
+        .flatten()
+        .filter(|_| all_finite(x) && all_finite(dy));
+    match form {
+        Some(form) => winograd_filter::gradient(&form, p, x, dy, dw),
+        None => backward_filter_im2col(p, x, dy, dw),
     }
-    backward_filter_im2col(p, x, dy, dw);
 }
 
 /// [`FilterPlan::Im2col`].
