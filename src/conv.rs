@@ -1,7 +1,8 @@
 //! The three directions of a [`Problem`] on canonical-layout arrays.
 //!
 //! Data are NHWC, filters HWIO `[kh, kw, in_channels / groups, out_channels]`; the `*_in`
-//! functions take NCHW data too (the column plans run on it as it lies). The framework
+//! functions take NCHW data too (every plan but the transposed direction's stride-phase
+//! and direct ones runs on it as it lies). The framework
 //! fronts ([`crate::tf`], [`crate::torch`], [`crate::onnx`]) call these after building the
 //! problem; call them directly when the problem is already known.
 //!
@@ -76,24 +77,13 @@ pub fn forward_with<T: Element>(
     x: ArrayView4<T>,
     w: ArrayView4<T>,
 ) -> Result<Array4<T>> {
-    check("input", x.shape(), p.input_shape())?;
-    check("filter", w.shape(), p.filter_shape())?;
-    let (x, w) = (standard(x), standard(w));
-    let mut y = try_zeros("output", p.output_shape())?;
-    kernels::forward_with(
-        plan,
-        p,
-        slice(&x),
-        slice(&w),
-        y.as_slice_mut().unwrap_or_default(),
-    );
-    Ok(y)
+    forward_in_with(plan, DataFormat::Nhwc, p, x, w)
 }
 
-/// [`forward`] with `x` and the result in `format` (the filter HWIO). On NCHW data,
-/// problems that take [`ForwardPlan::Im2col`] run it on the NCHW arrays as they lie (a
-/// pointwise convolution is then one GEMM per image, with no copies at all); Winograd's
-/// problems go through NHWC (a blocked transpose each way).
+/// [`forward`] with `x` and the result in `format` (the filter HWIO). Every plan runs on
+/// NCHW data as it lies, with no layout copies: im2col gathers its columns from the
+/// channel planes (a pointwise convolution is one GEMM per image), Winograd gathers its
+/// tiles from them and writes each channel's lines.
 pub fn forward_in<T: Element>(
     format: DataFormat,
     p: &Problem,
@@ -111,15 +101,13 @@ pub fn forward_in_with<T: Element>(
     x: ArrayView4<T>,
     w: ArrayView4<T>,
 ) -> Result<Array4<T>> {
-    if format == DataFormat::Nhwc || plan != ForwardPlan::Im2col {
-        let y = forward_with(plan, p, format.view_as_nhwc(x), w)?;
-        return Ok(format.from_nhwc(y));
-    }
     check("input", x.shape(), format.from_nhwc_shape(p.input_shape()))?;
     check("filter", w.shape(), p.filter_shape())?;
     let (x, w) = (standard(x), standard(w));
     let mut y = try_zeros("output", format.from_nhwc_shape(p.output_shape()))?;
-    kernels::forward_im2col_nchw(
+    kernels::forward_with(
+        plan,
+        format,
         p,
         slice(&x),
         slice(&w),
@@ -146,23 +134,14 @@ pub fn backward_data_with<T: Element>(
     dy: ArrayView4<T>,
     w: ArrayView4<T>,
 ) -> Result<Array4<T>> {
-    check("out_backprop", dy.shape(), p.output_shape())?;
-    check("filter", w.shape(), p.filter_shape())?;
-    let (dy, w) = (standard(dy), standard(w));
-    let mut dx = try_zeros("output", p.input_shape())?;
-    kernels::backward_data_with(
-        plan,
-        p,
-        slice(&dy),
-        slice(&w),
-        dx.as_slice_mut().unwrap_or_default(),
-    );
-    Ok(dx)
+    backward_data_in_with(plan, DataFormat::Nhwc, p, dy, w)
 }
 
 /// [`backward_data`] with `dy` and the result in `format` (the filter HWIO). On NCHW
-/// data, problems that take [`DataPlan::Col2im`] run it on the NCHW arrays as they lie;
-/// the others go through NHWC (a blocked transpose each way, [`crate::layout::standard`]).
+/// data, the column, Winograd and sub-pixel plans run on the arrays as they lie (tiles
+/// and windows gathered from the channel planes, results written to each channel's
+/// lines); the stride-phase and direct plans go through NHWC (a blocked transpose each
+/// way, [`crate::layout::standard`]).
 ///
 /// ```
 /// use convt::{conv, layout::DataFormat, problem::{Axis, AxisPadding, Problem, Taps}};
@@ -192,10 +171,6 @@ pub fn backward_data_in_with<T: Element>(
     dy: ArrayView4<T>,
     w: ArrayView4<T>,
 ) -> Result<Array4<T>> {
-    if format == DataFormat::Nhwc || plan != DataPlan::Col2im || !kernels::col2im_nchw_fits(p) {
-        let dx = backward_data_with(plan, p, format.view_as_nhwc(dy), w)?;
-        return Ok(format.from_nhwc(dx));
-    }
     check(
         "out_backprop",
         dy.shape(),
@@ -204,13 +179,15 @@ pub fn backward_data_in_with<T: Element>(
     check("filter", w.shape(), p.filter_shape())?;
     let (dy, w) = (standard(dy), standard(w));
     let mut dx = try_zeros("output", format.from_nhwc_shape(p.input_shape()))?;
-    kernels::backward_data_col2im_nchw(
-        p,
-        slice(&dy),
-        slice(&w),
-        dx.as_slice_mut().unwrap_or_default(),
-    );
-    Ok(dx)
+    let (dy_values, w_values) = (slice(&dy), slice(&w));
+    let dx_values = dx.as_slice_mut().unwrap_or_default();
+    if kernels::backward_data_with(plan, format, p, dy_values, w_values, dx_values) {
+        return Ok(dx);
+    }
+    // The plan has no form for this layout: through NHWC.
+    drop(dx);
+    let dx = backward_data_with(plan, p, format.view_as_nhwc(dy.view()), w.view())?;
+    Ok(format.from_nhwc(dx))
 }
 
 /// `dw` (HWIO) from x and dy (NHWC).

@@ -44,7 +44,7 @@ pub mod error;
 pub mod explain;
 pub mod fuzzing;
 pub mod identities;
-mod kernels;
+pub(crate) mod kernels;
 pub mod layout;
 pub mod nn;
 pub mod onnx;

@@ -133,16 +133,24 @@ proptest! {
         prop_assert_eq!(nchw, to_nchw(&expected), "NCHW im2col");
         let winograd = conv::forward_with(ForwardPlan::Winograd, &p, x.view(), f.view()).unwrap();
         prop_assert!(max_difference(&winograd, &expected) < 1e-9, "forward Winograd");
+        let nchw = conv::forward_in_with(ForwardPlan::Winograd, DataFormat::Nchw, &p, to_nchw(&x).view(), f.view()).unwrap();
+        prop_assert!(max_difference(&nchw, &to_nchw(&expected)) < 1e-9, "NCHW forward Winograd");
         let expected = reference::backward_data(&p, dy.view(), f.view()).unwrap();
         for plan in [DataPlan::Phases, DataPlan::Col2im, DataPlan::PhaseMajor, DataPlan::SubPixel, DataPlan::Direct] {
             prop_assert_eq!(&conv::backward_data_with(plan, &p, dy.view(), f.view()).unwrap(), &expected, "{:?}", plan);
         }
         let winograd = conv::backward_data_with(DataPlan::Winograd, &p, dy.view(), f.view()).unwrap();
         prop_assert!(max_difference(&winograd, &expected) < 1e-9, "backward-data Winograd");
-        // The column plan on NCHW data, as it lies (no transposes).
+        // Every plan on NCHW data: the column, Winograd and sub-pixel plans as it lies
+        // (tiles and windows gathered from the planes, lines written by transposes).
         prop_assert!(kernels_fit_nchw(&p));
-        let nchw = conv::backward_data_in_with(DataPlan::Col2im, DataFormat::Nchw, &p, to_nchw(&dy).view(), f.view()).unwrap();
-        prop_assert_eq!(nchw, to_nchw(&expected), "NCHW column plan");
+        for plan in [DataPlan::Phases, DataPlan::Col2im, DataPlan::PhaseMajor, DataPlan::SubPixel, DataPlan::Direct, DataPlan::Winograd] {
+            let nchw = conv::backward_data_in_with(plan, DataFormat::Nchw, &p, to_nchw(&dy).view(), f.view()).unwrap();
+            prop_assert!(max_difference(&nchw, &to_nchw(&expected)) < 1e-9, "NCHW {:?}", plan);
+            if plan != DataPlan::Winograd {
+                prop_assert_eq!(nchw, to_nchw(&expected), "NCHW {:?}", plan);
+            }
+        }
         prop_assert_eq!(conv::backward_filter(&p, x.view(), dy.view()).unwrap(), reference::backward_filter(&p, x.view(), dy.view()).unwrap());
     }
 }
@@ -224,6 +232,16 @@ fn streamed_output_equals_reference() {
     let expected = reference::backward_data(&p, dy.view(), f.view()).unwrap();
     let got = conv::backward_data_with(DataPlan::SubPixel, &p, dy.view(), f.view()).unwrap();
     assert_eq!(got, expected);
+    // NCHW lines, staged and streamed.
+    let got = conv::backward_data_in_with(
+        DataPlan::SubPixel,
+        DataFormat::Nchw,
+        &p,
+        to_nchw(&dy).view(),
+        f.view(),
+    )
+    .unwrap();
+    assert_eq!(got, to_nchw(&expected));
 }
 
 /// An NHWC array's NCHW copy.
@@ -239,8 +257,8 @@ fn kernels_fit_nchw(p: &Problem) -> bool {
     p.height.kernel * p.width.kernel * p.height.output * p.width.output <= 1 << 20
 }
 
-/// The NCHW entry points on problems of every plan: the column plans on NCHW data, the
-/// others through NHWC, all equal to the reference.
+/// The NCHW entry points on problems of every plan: the column, Winograd and sub-pixel
+/// plans on NCHW data as it lies, the others through NHWC, all equal to the reference.
 #[test]
 fn nchw_data_equals_reference() {
     for (i, k, s, c, o, groups) in [
@@ -272,7 +290,13 @@ fn nchw_data_equals_reference() {
         let got =
             conv::backward_data_in(DataFormat::Nchw, &p, to_nchw(&dy).view(), f.view()).unwrap();
         assert!(max_difference(&got, &expected) < 1e-9, "{p:?}");
-        for plan in [DataPlan::Col2im, DataPlan::Phases] {
+        for plan in [
+            DataPlan::Col2im,
+            DataPlan::Phases,
+            DataPlan::PhaseMajor,
+            DataPlan::SubPixel,
+            DataPlan::Direct,
+        ] {
             let got = conv::backward_data_in_with(
                 plan,
                 DataFormat::Nchw,
@@ -283,5 +307,23 @@ fn nchw_data_equals_reference() {
             .unwrap();
             assert_eq!(got, expected, "{plan:?} {p:?}");
         }
+        let got = conv::backward_data_in_with(
+            DataPlan::Winograd,
+            DataFormat::Nchw,
+            &p,
+            to_nchw(&dy).view(),
+            f.view(),
+        )
+        .unwrap();
+        assert!(max_difference(&got, &expected) < 1e-9, "Winograd {p:?}");
+        let got = conv::forward_in_with(
+            ForwardPlan::Winograd,
+            DataFormat::Nchw,
+            &p,
+            to_nchw(&x).view(),
+            f.view(),
+        )
+        .unwrap();
+        assert!(max_difference(&got, &y) < 1e-9, "forward Winograd {p:?}");
     }
 }

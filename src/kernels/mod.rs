@@ -1,5 +1,9 @@
-//! Fast kernels for the three directions of a [`Problem`], on the canonical layout
-//! (data NHWC, filter HWIO) and nothing else: they know index arithmetic, not frameworks.
+//! Fast kernels for the three directions of a [`Problem`], on data in NHWC or NCHW
+//! (filters HWIO): they know index arithmetic and memory layouts, not frameworks. NCHW
+//! data runs as it lies where the algorithm allows (forward, and the column, Winograd and
+//! sub-pixel plans of the transposed direction): tiles, columns and windows are gathered
+//! from the channel planes, and results reach each channel's lines by blocked transposes
+//! inside the tasks, never by a whole-tensor copy.
 //!
 //! - forward: im2col of a tile of output pixels + GEMM per group (a 1x1, stride-1,
 //!   unpadded convolution is one plain GEMM straight from the input), or Winograd's
@@ -20,10 +24,12 @@
 
 mod gemm;
 mod stream;
+pub(crate) mod transpose;
 mod winograd;
 mod winograd_filter;
 
 use crate::element::Element;
+use crate::layout::DataFormat;
 use crate::problem::Problem;
 use gemm::{gemm, Mat, MatMut};
 use rayon::prelude::*;
@@ -212,6 +218,7 @@ fn forward_sliding(p: &Problem) -> Option<(winograd::Sliding, winograd::Scatter)
             origin_h: -(h.pad_before as isize),
             origin_w: -(w.pad_before as isize),
             r,
+            channels_first: false,
         },
         winograd::Scatter {
             stride_h: 1,
@@ -221,6 +228,7 @@ fn forward_sliding(p: &Problem) -> Option<(winograd::Sliding, winograd::Scatter)
             out_h: h.output,
             out_w: w.output,
             channels: p.out_channels,
+            channels_first: false,
         },
     ))
 }
@@ -254,6 +262,7 @@ fn transposed_sliding(p: &Problem) -> Option<(winograd::Sliding, winograd::Scatt
             origin_h: origin(h),
             origin_w: origin(w),
             r,
+            channels_first: false,
         },
         winograd::Scatter {
             stride_h: h.stride,
@@ -263,19 +272,44 @@ fn transposed_sliding(p: &Problem) -> Option<(winograd::Sliding, winograd::Scatt
             out_h: h.input,
             out_w: w.input,
             channels: p.in_channels,
+            channels_first: false,
         },
     ))
 }
 
-/// `y = conv(x, w)` with a given plan.
-pub fn forward_with<T: Element>(plan: ForwardPlan, p: &Problem, x: &[T], w: &[T], y: &mut [T]) {
+/// A sliding form on data in `format` (the forms are built for NHWC).
+fn in_format(
+    (mut s, mut sc): (winograd::Sliding, winograd::Scatter),
+    format: DataFormat,
+) -> (winograd::Sliding, winograd::Scatter) {
+    s.channels_first = format == DataFormat::Nchw;
+    sc.channels_first = format == DataFormat::Nchw;
+    (s, sc)
+}
+
+/// `y = conv(x, w)` with a given plan, `x` and `y` in `format` as they lie (the filter
+/// HWIO): every plan has a form for both layouts.
+pub fn forward_with<T: Element>(
+    plan: ForwardPlan,
+    format: DataFormat,
+    p: &Problem,
+    x: &[T],
+    w: &[T],
+    y: &mut [T],
+) {
     if plan == ForwardPlan::Winograd && all_finite(x) && all_finite(w) {
-        if let Some((s, sc, m, _)) = forward_sliding(p).and_then(|f| winograd_form(f, p)) {
+        let form = forward_sliding(p)
+            .map(|f| in_format(f, format))
+            .and_then(|f| winograd_form(f, p));
+        if let Some((s, sc, m, _)) = form {
             winograd::correlate(&s, &sc, m, x, w, y);
             return;
         }
     }
-    forward_im2col(p, x, w, y)
+    match format {
+        DataFormat::Nhwc => forward_im2col(p, x, w, y),
+        DataFormat::Nchw => forward_im2col_nchw(p, x, w, y),
+    }
 }
 
 fn forward_im2col<T: Element>(p: &Problem, x: &[T], w: &[T], y: &mut [T]) {
@@ -355,7 +389,7 @@ const NCHW_COL_BUDGET_BYTES: usize = 1 << 20;
 /// filter HWIO), with no layout copies: per image, group and block of output pixels,
 /// `y_block = W^T col`, where `col` (rows `(kh, kw, ci)`, columns the block's pixels) is
 /// gathered from `x`'s planes, or is `x` itself for a pointwise convolution.
-pub fn forward_im2col_nchw<T: Element>(p: &Problem, x: &[T], w: &[T], y: &mut [T]) {
+fn forward_im2col_nchw<T: Element>(p: &Problem, x: &[T], w: &[T], y: &mut [T]) {
     let (h, wd) = (p.height, p.width);
     let (cin, cout, cg, og) = (
         p.in_channels,
@@ -601,47 +635,60 @@ impl DataPlan {
     }
 }
 
-/// `dx = conv^T(dy, w)`, the input gradient / transposed convolution, with a given plan.
-/// `dx` must be zero-filled, of length `N*IH*IW*Cin`.
+/// `dx = conv^T(dy, w)`, the input gradient / transposed convolution, with a given plan,
+/// `dy` and `dx` in `format` as they lie (the filter HWIO). `dx` must be zero-filled, of
+/// length `N*IH*IW*Cin`. Returns false, having written nothing, where the plan the call
+/// comes to (after the fallbacks for non-finite values and memory) has no form for NCHW
+/// data: [`DataPlan::Phases`], [`DataPlan::PhaseMajor`], [`DataPlan::Direct`], and the
+/// column plan beyond its NCHW buffer limit. NHWC calls always run.
+#[must_use]
 pub fn backward_data_with<T: Element>(
     plan: DataPlan,
+    format: DataFormat,
     p: &Problem,
     dy: &[T],
     w: &[T],
     dx: &mut [T],
-) {
+) -> bool {
     let plan = match plan {
         DataPlan::Winograd => {
             let form = transposed_sliding(p)
+                .map(|f| in_format(f, format))
                 .and_then(|f| winograd_form(f, p))
                 .filter(|_| all_finite(dy) && all_finite(w));
             if let Some((s, sc, m, _)) = form {
                 let filter = sub_pixel_filter(p, s.r, w);
                 winograd::correlate(&s, &sc, m, dy, &filter, dx);
-                return;
+                return true;
             }
             DataPlan::choose_direct(p)
         }
         DataPlan::SubPixel => {
             let form = transposed_sliding(p)
+                .map(|f| in_format(f, format))
                 .filter(|f| sub_pixel_fits(f, p) && all_finite(dy) && all_finite(w));
             if let Some((s, sc)) = form {
                 let filter = sub_pixel_filter(p, s.r, w);
                 winograd::correlate_direct(&s, &sc, dy, &filter, dx);
-                return;
+                return true;
             }
             DataPlan::choose_direct(p)
         }
         direct => direct,
     };
-    match plan {
-        DataPlan::Direct => backward_data_direct(p, dy, w, dx),
-        DataPlan::Col2im => backward_data_col2im(p, dy, w, dx),
-        DataPlan::PhaseMajor => backward_data_phase_major(p, dy, w, dx),
-        DataPlan::Phases | DataPlan::Winograd | DataPlan::SubPixel => {
+    match (format, plan) {
+        (DataFormat::Nchw, DataPlan::Col2im) if col2im_nchw_fits(p) => {
+            backward_data_col2im_nchw(p, dy, w, dx)
+        }
+        (DataFormat::Nchw, _) => return false,
+        (_, DataPlan::Direct) => backward_data_direct(p, dy, w, dx),
+        (_, DataPlan::Col2im) => backward_data_col2im(p, dy, w, dx),
+        (_, DataPlan::PhaseMajor) => backward_data_phase_major(p, dy, w, dx),
+        (_, DataPlan::Phases | DataPlan::Winograd | DataPlan::SubPixel) => {
             backward_data_phases(p, dy, w, dx)
         }
     }
+    true
 }
 
 /// The sub-pixel filter `[j_h][j_w][out channel][(phase_h, phase_w, in channel)]`:
@@ -968,7 +1015,7 @@ const NCHW_COLUMN_ELEMENTS: usize = 1 << 18;
 
 /// Whether [`backward_data_col2im_nchw`] takes `p`: one input channel's columns (every
 /// tap of every `dy` pixel) fit the column plan's buffer limit.
-pub fn col2im_nchw_fits(p: &Problem) -> bool {
+fn col2im_nchw_fits(p: &Problem) -> bool {
     let taps = p.height.kernel * p.width.kernel;
     taps.saturating_mul(p.height.output * p.width.output) <= COL2IM_MAX_ELEMENTS
 }
@@ -978,7 +1025,7 @@ pub fn col2im_nchw_fits(p: &Problem) -> bool {
 /// channels, `Z = W_block^T dy` (rows `(ci, kh, kw)`, columns `dy`'s pixels: an NCHW image
 /// is the GEMM's right-hand matrix as it lies), then each row of `Z` is added into its
 /// channel of `dx` at its tap's offset, taps in order. For problems [`col2im_nchw_fits`].
-pub fn backward_data_col2im_nchw<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]) {
+fn backward_data_col2im_nchw<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]) {
     let (h, wd) = (p.height, p.width);
     let (cout, cg, og) = (p.out_channels, p.in_per_group(), p.out_per_group());
     let (pixels, plane) = (h.output * wd.output, h.input * wd.input);

@@ -11,6 +11,7 @@
 
 use super::gemm::{gemm, Mat, MatMut};
 use super::stream;
+use super::transpose;
 use crate::element::Element;
 use rayon::prelude::*;
 
@@ -101,10 +102,11 @@ impl Transforms {
     }
 }
 
-/// A stride-1 correlation of an NHWC `input` (`in_channels` = the GEMMs' inner size)
-/// with an `r x r` filter `[r][r][in_channels][cols]`, evaluated at every position of a
-/// `grid_h x grid_w` grid: position `(gh, gw)` reads input rows `origin_h + gh + 0..r`,
-/// columns likewise; reads outside the input are zeros.
+/// A stride-1 correlation of an NHWC (or, with `channels_first`, NCHW) `input`
+/// (`in_channels` = the GEMMs' inner size) with an `r x r` filter
+/// `[r][r][in_channels][cols]`, evaluated at every position of a `grid_h x grid_w` grid:
+/// position `(gh, gw)` reads input rows `origin_h + gh + 0..r`, columns likewise; reads
+/// outside the input are zeros.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Sliding {
     pub batch: usize,
@@ -116,13 +118,67 @@ pub(crate) struct Sliding {
     pub origin_h: isize,
     pub origin_w: isize,
     pub r: usize,
+    /// The input is NCHW (channel planes) instead of NHWC.
+    pub channels_first: bool,
 }
+
+impl Sliding {
+    /// Where channel 0 of input pixel `(image, ih, iw)` lies, and the distance from one
+    /// channel to the next.
+    fn pixel(&self, image: usize, ih: usize, iw: usize) -> (usize, usize) {
+        let plane = self.in_h * self.in_w;
+        if self.channels_first {
+            (
+                image * self.in_channels * plane + ih * self.in_w + iw,
+                plane,
+            )
+        } else {
+            ((image * plane + ih * self.in_w + iw) * self.in_channels, 1)
+        }
+    }
+
+    /// Copies `dst.len()` channels of the input pixel at `(start, step)` from
+    /// [`Sliding::pixel`].
+    fn gather<T: Copy>(input: &[T], (start, step): (usize, usize), dst: &mut [T]) {
+        if step == 1 {
+            dst.copy_from_slice(&input[start..][..dst.len()]);
+        } else {
+            for (i, d) in dst.iter_mut().enumerate() {
+                *d = input[start + i * step];
+            }
+        }
+    }
+
+    /// Input row `ih` of `image` with its pixels' channels contiguous, written to `dst`
+    /// (`in_w * in_channels`) by blocked transposes from the NCHW planes.
+    fn row_channels_last<T: Copy + Default + 'static>(
+        &self,
+        input: &[T],
+        (image, ih): (usize, usize),
+        dst: &mut [T],
+    ) {
+        let plane = self.in_h * self.in_w;
+        let start = image * self.in_channels * plane + ih * self.in_w;
+        transpose::strided(
+            &input[start..],
+            plane,
+            (self.in_channels, self.in_w),
+            dst,
+            self.in_channels,
+        );
+    }
+}
+
+/// One output row `(image, oh)` of a [`Scatter`]: the whole NHWC row, or (NCHW) one
+/// `out_w` line per channel.
+pub(crate) type Row<'o, T> = Vec<&'o mut [T]>;
 
 /// Where a grid position's `stride_h * stride_w * channels` results go: result
 /// `(ph, pw, c)` of grid position `(gh, gw)` is output
 /// `[n, stride_h*gh + ph - shift_h, stride_w*gw + pw - shift_w, c]` when inside the
 /// `out_h x out_w` output (NHWC with `channels` channels). The forward direction has
-/// strides 1 and shifts 0; the transposed one scatters its stride phases.
+/// strides 1 and shifts 0; the transposed one scatters its stride phases. With
+/// `channels_first` the output is NCHW instead.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Scatter {
     pub stride_h: usize,
@@ -132,9 +188,35 @@ pub(crate) struct Scatter {
     pub out_h: usize,
     pub out_w: usize,
     pub channels: usize,
+    /// The output is NCHW (channel planes) instead of NHWC.
+    pub channels_first: bool,
 }
 
 impl Scatter {
+    /// Every output row of `out` (`(image, oh)` in order), each to be taken by the task
+    /// that writes it. `out` must not be empty.
+    pub fn rows<'o, T>(&self, out: &'o mut [T]) -> Vec<Option<Row<'o, T>>> {
+        let line = self.out_w.max(1);
+        if !self.channels_first {
+            return out
+                .chunks_mut(line * self.channels)
+                .map(|row| Some(vec![row]))
+                .collect();
+        }
+        let plane = line * self.out_h.max(1);
+        let mut rows = Vec::new();
+        for image in out.chunks_mut(plane * self.channels) {
+            let mut lines: Vec<_> = image
+                .chunks_mut(plane)
+                .map(|p| p.chunks_mut(line))
+                .collect();
+            for _ in 0..self.out_h {
+                rows.push(Some(lines.iter_mut().filter_map(Iterator::next).collect()));
+            }
+        }
+        rows
+    }
+
     /// Result columns of one grid position: `(ph, pw, c)`.
     pub fn cols(&self) -> usize {
         self.stride_h * self.stride_w * self.channels
@@ -144,11 +226,11 @@ impl Scatter {
     /// land on, taken out of `rows` (every output row of the batch), when it exists.
     pub fn take_row<'o, T>(
         &self,
-        rows: &mut [Option<&'o mut [T]>],
+        rows: &mut [Option<Row<'o, T>>],
         image: usize,
         (gh, grid_h): (usize, usize),
         ph: usize,
-    ) -> Option<&'o mut [T]> {
+    ) -> Option<Row<'o, T>> {
         let oh = (self.stride_h * gh + ph).checked_sub(self.shift_h)?;
         if gh >= grid_h || oh >= self.out_h {
             return None;
@@ -157,9 +239,9 @@ impl Scatter {
     }
 
     /// Writes one grid column's results for one height phase, `values` = `(pw, c)`, into
-    /// its output row, dropping what falls outside the output; with `streaming`, by
+    /// its NHWC output row, dropping what falls outside the output; with `streaming`, by
     /// [`stream::copy`] (the caller then calls [`stream::fence`]).
-    pub fn write<T: Copy>(&self, row: &mut [T], gw: usize, values: &[T], streaming: bool) {
+    pub fn write<T: Copy>(&self, row: &mut [&mut [T]], gw: usize, values: &[T], streaming: bool) {
         // The phases land on consecutive output columns: one copy of those inside.
         let c = self.channels;
         let first = self.stride_w * gw;
@@ -171,12 +253,54 @@ impl Scatter {
             return;
         }
         let ow0 = first + pw0 - self.shift_w;
+        let Some(row) = row.first_mut() else {
+            return;
+        };
         let dst = &mut row[ow0 * c..][..(pw1 - pw0) * c];
         let src = &values[pw0 * c..][..(pw1 - pw0) * c];
         if streaming {
             stream::copy(dst, src);
         } else {
             dst.copy_from_slice(src);
+        }
+    }
+
+    /// Writes a whole grid row's results for one height phase, `values` = `(gw, pw, c)`
+    /// for every grid column (`grid_w`), into its output row in either layout: the grid
+    /// columns' phases are consecutive output columns from `-shift_w` on. NHWC rows take
+    /// one copy, NCHW rows one line per channel by blocked transposes. With `streaming`
+    /// (a staging buffer), the rows are written by [`stream::copy`] (the caller then calls
+    /// [`stream::fence`]), NCHW lines transposed into the buffer first.
+    pub fn write_row<T: Copy + Default + 'static>(
+        &self,
+        row: &mut [&mut [T]],
+        grid_w: usize,
+        values: &[T],
+        streaming: Option<&mut Vec<T>>,
+    ) {
+        let c = self.channels;
+        let count = (grid_w * self.stride_w)
+            .saturating_sub(self.shift_w)
+            .min(self.out_w);
+        let src = &values[self.shift_w * c..];
+        match (self.channels_first, streaming) {
+            (true, Some(staging)) => {
+                staging.resize(count * c, T::default());
+                transpose::strided(src, c, (count, c), staging, count);
+                for (line, values) in row.iter_mut().zip(staging.chunks(count.max(1))) {
+                    stream::copy(&mut line[..count], values);
+                }
+            }
+            (true, None) => transpose::into_lines(src, c, count, row, 0),
+            (false, streaming) => {
+                if let Some(row) = row.first_mut() {
+                    let (dst, src) = (&mut row[..count * c], &src[..count * c]);
+                    match streaming {
+                        Some(_) => stream::copy(dst, src),
+                        None => dst.copy_from_slice(src),
+                    }
+                }
+            }
         }
     }
 }
@@ -263,6 +387,10 @@ struct Scratch<T> {
     v: Vec<T>,
     prod: Vec<T>,
     y: Vec<T>,
+    /// NCHW input: the task's input rows with channels contiguous.
+    input_rows: Vec<T>,
+    /// NCHW output: the task's grid rows of results, `(gw, pw, c)` each.
+    result_rows: Vec<T>,
 }
 
 /// Computes the sliding correlation and scatters it into `out` (`batch x out_h x out_w x
@@ -296,8 +424,7 @@ pub(crate) fn correlate<T: Element>(
     // Hand each task the output rows it writes: (band, phase chunk) owns rows
     // stride_h*gh + ph - shift_h of each image for gh in the band's grid rows and ph in
     // the chunk; slots are (tile row, grid row in the tile, phase).
-    let row_len = scatter.out_w * scatter.channels;
-    let mut rows: Vec<Option<&mut [T]>> = out.chunks_mut(row_len).map(Some).collect();
+    let mut rows = scatter.rows(out);
     let mut tasks = Vec::new();
     for b in 0..tile_rows.div_ceil(band) {
         for c in 0..chunks {
@@ -333,6 +460,8 @@ pub(crate) fn correlate<T: Element>(
         v: Vec::new(),
         prod: Vec::new(),
         y: Vec::new(),
+        input_rows: Vec::new(),
+        result_rows: Vec::new(),
     };
     tasks
         .into_par_iter()
@@ -362,7 +491,7 @@ fn transform_filter<T: Element>(tr: &Transforms, s: &Sliding, cols: usize, filte
 
 /// One task: tile rows `r0..r1` of the batch, height phases `p0..p1`, and the output rows
 /// it owns (tile row, grid row within the tile, phase).
-type Task<'o, T> = (usize, usize, usize, usize, Vec<Option<&'o mut [T]>>);
+type Task<'o, T> = (usize, usize, usize, usize, Vec<Option<Row<'o, T>>>);
 
 /// What every task of one [`correlate`] call shares.
 struct Job<'a, T> {
@@ -408,6 +537,23 @@ impl<T: Element> Job<'_, T> {
         let planes = alpha * alpha;
         let zero = [T::zero(); LANES];
 
+        // NCHW input: each tile row's `alpha` input rows, channels made contiguous, so the
+        // transform below reads whole registers as from NHWC.
+        let row_len = s.in_w * k;
+        if s.channels_first {
+            scratch
+                .input_rows
+                .resize((r1 - r0) * alpha * row_len, T::zero());
+            for (index, dst) in scratch.input_rows.chunks_mut(row_len.max(1)).enumerate() {
+                let (row, a) = (r0 + index / alpha, index % alpha);
+                let ih = s.origin_h + ((row % self.tiles_h) * m + a) as isize;
+                if ih >= 0 && (ih as usize) < s.in_h {
+                    s.row_channels_last(self.input, (row / self.tiles_h, ih as usize), dst);
+                }
+            }
+        }
+        let input_rows = &scratch.input_rows;
+
         // Input transform, LANES channels at a time: V[xi][nu][tile][k].
         scratch.v.resize(planes * tiles * k, T::zero());
         let v = &mut scratch.v;
@@ -425,8 +571,13 @@ impl<T: Element> Job<'_, T> {
                         let lane = &mut d[a * alpha + bb];
                         *lane = zero;
                         if ih >= 0 && (ih as usize) < s.in_h && iw >= 0 && (iw as usize) < s.in_w {
-                            let src = ((image * s.in_h + ih as usize) * s.in_w + iw as usize) * k;
-                            load(lane, &self.input[src + c0..], len);
+                            if s.channels_first {
+                                let local = (tile / self.tiles_w * alpha + a) * row_len;
+                                load(lane, &input_rows[local + iw as usize * k + c0..], len);
+                            } else {
+                                let (at, _) = s.pixel(image, ih as usize, iw as usize);
+                                load(lane, &self.input[at + c0..], len);
+                            }
                         }
                     }
                 }
@@ -484,11 +635,20 @@ impl<T: Element> Job<'_, T> {
             );
         }
 
-        // Output transform, LANES columns at a time, then the scatter.
+        // Output transform, LANES columns at a time, then the scatter (NCHW: into whole
+        // grid rows first, written to the channels' lines at the end).
         scratch.y.resize(m * m * nc, T::zero());
         let y = &mut scratch.y;
         let mut gathered = [zero; MAX_ALPHA * MAX_ALPHA];
         let phase_rows = p1 - p0;
+        let phase_cols = sc.stride_w * sc.channels;
+        let grid_row_len = s.grid_w * phase_cols;
+        if sc.channels_first {
+            scratch
+                .result_rows
+                .resize(rows.len() * grid_row_len, T::zero());
+        }
+        let result_rows = &mut scratch.result_rows;
         for tile in 0..tiles {
             let (local_row, tw) = (tile / self.tiles_w, tile % self.tiles_w);
             for j0 in (0..nc).step_by(LANES) {
@@ -510,7 +670,7 @@ impl<T: Element> Job<'_, T> {
             for a in 0..m {
                 for ph in p0..p1 {
                     let slot = (local_row * m + a) * phase_rows + ph - p0;
-                    let Some(row) = rows[slot].as_deref_mut() else {
+                    let Some(row) = rows[slot].as_mut() else {
                         continue;
                     };
                     for bb in 0..m {
@@ -518,9 +678,22 @@ impl<T: Element> Job<'_, T> {
                         if gw >= s.grid_w {
                             break;
                         }
-                        let src = (a * m + bb) * nc + (ph - p0) * sc.stride_w * sc.channels;
-                        sc.write(row, gw, &y[src..], false);
+                        let src = &y[(a * m + bb) * nc + (ph - p0) * phase_cols..];
+                        if sc.channels_first {
+                            result_rows[slot * grid_row_len + gw * phase_cols..][..phase_cols]
+                                .copy_from_slice(&src[..phase_cols]);
+                        } else {
+                            sc.write(row, gw, src, false);
+                        }
                     }
+                }
+            }
+        }
+        if sc.channels_first {
+            for (slot, row) in rows.iter_mut().enumerate() {
+                if let Some(row) = row {
+                    let values = &result_rows[slot * grid_row_len..][..grid_row_len];
+                    sc.write_row(row, s.grid_w, values, None);
                 }
             }
         }
@@ -562,15 +735,14 @@ pub(crate) fn correlate_direct<T: Element>(
                     if iw < 0 || iw as usize >= s.in_w {
                         continue;
                     }
-                    let src = ((image * s.in_h + ih as usize) * s.in_w + iw as usize) * k;
-                    window[(jh * s.r + jw) * k..][..k].copy_from_slice(&input[src..src + k]);
+                    let at = s.pixel(image, ih as usize, iw as usize);
+                    Sliding::gather(input, at, &mut window[(jh * s.r + jw) * k..][..k]);
                 }
             }
         });
     // Outputs much larger than the caches are written around them.
     let streaming = std::mem::size_of_val(out) >= stream::STREAM_MIN_BYTES && stream::available();
-    let row_len = scatter.out_w * scatter.channels;
-    let mut rows: Vec<Option<&mut [T]>> = out.chunks_mut(row_len).map(Some).collect();
+    let mut rows = scatter.rows(out);
     let mut tasks = Vec::new();
     for image in 0..s.batch {
         for ph in 0..scatter.stride_h {
@@ -581,9 +753,9 @@ pub(crate) fn correlate_direct<T: Element>(
         }
     }
     let phase_cols = scatter.stride_w * scatter.channels;
-    tasks
-        .into_par_iter()
-        .for_each_init(Vec::new, |result, (image, ph, mut mine)| {
+    tasks.into_par_iter().for_each_init(
+        || (Vec::<T>::new(), Vec::<T>::new()),
+        |(result, staging), (image, ph, mut mine)| {
             // Grid rows of this phase that reach the output, as one contiguous range.
             let (Some(g0), Some(g1)) = (
                 mine.iter().position(Option::is_some),
@@ -622,18 +794,16 @@ pub(crate) fn correlate_direct<T: Element>(
                 },
             );
             for (local, slot) in mine[g0..=g1].iter_mut().enumerate() {
-                let Some(row) = slot.as_deref_mut() else {
-                    continue;
-                };
-                for gw in 0..s.grid_w {
-                    let src = (local * s.grid_w + gw) * phase_cols;
-                    scatter.write(row, gw, &result[src..], streaming);
+                if let Some(row) = slot.as_mut() {
+                    let values = &result[local * s.grid_w * phase_cols..][..s.grid_w * phase_cols];
+                    scatter.write_row(row, s.grid_w, values, streaming.then_some(&mut *staging));
                 }
             }
             if streaming {
                 stream::fence();
             }
-        });
+        },
+    );
 }
 
 #[cfg(test)]
