@@ -668,7 +668,7 @@ pub fn backward_data_with<T: Element>(
                 .map(|f| in_format(f, format))
                 .filter(|f| sub_pixel_fits(f, p) && all_finite(dy) && all_finite(w));
             if let Some((s, sc)) = form {
-                let filter = sub_pixel_filter(p, s.r, w);
+                let filter = sub_pixel_columns(p, s.r, w);
                 winograd::correlate_direct(&s, &sc, dy, &filter, dx);
                 return true;
             }
@@ -723,6 +723,41 @@ fn sub_pixel_filter<T: Element>(p: &Problem, r: usize, w: &[T]) -> Vec<T> {
                         for (ci, d) in dst.iter_mut().enumerate() {
                             *d = tap[ci * cout + co];
                         }
+                    }
+                }
+            }
+        });
+    filter
+}
+
+/// [`sub_pixel_filter`] stored by column, `[(phase_h, phase_w, in channel)][j_h][j_w][out
+/// channel]`: each column's taps are runs of `w`'s contiguous output channels, so this
+/// is a copy rather than a transpose (FCN-32s' 1.8M-element filter: 9% of the call's
+/// profile as rows, 3% as columns).
+fn sub_pixel_columns<T: Element>(p: &Problem, r: usize, w: &[T]) -> Vec<T> {
+    let (h, wd) = (p.height, p.width);
+    let (cin, cout) = (p.in_channels, p.out_channels);
+    let kdim = r * r * cout;
+    let mut filter = vec![T::zero(); h.stride * wd.stride * cin * kdim];
+    if kdim == 0 || cin == 0 {
+        return filter;
+    }
+    // One block of columns per (phase_h, phase_w), a column per input channel.
+    filter
+        .par_chunks_mut(cin * kdim)
+        .enumerate()
+        .for_each(|(phase, block)| {
+            let (ph, pw) = (phase / wd.stride, phase % wd.stride);
+            for jh in 0..r {
+                let kh = ph + h.stride * (r - 1 - jh);
+                for jw in 0..r {
+                    let kw = pw + wd.stride * (r - 1 - jw);
+                    if kh >= h.kernel || kw >= wd.kernel {
+                        continue;
+                    }
+                    let tap = &w[(kh * wd.kernel + kw) * cin * cout..][..cin * cout];
+                    for (column, values) in block.chunks_mut(kdim).zip(tap.chunks(cout)) {
+                        column[(jh * r + jw) * cout..][..cout].copy_from_slice(values);
                     }
                 }
             }

@@ -704,7 +704,7 @@ impl<T: Element> Job<'_, T> {
 /// (im2col, `r * r * in_channels` wide) times the filter, one GEMM per (image, height
 /// phase) with all of that phase's `stride_w * channels` columns, its rows scattered
 /// straight from an L2-sized buffer. For large strides, where a phase's own GEMM would
-/// be only `channels` wide.
+/// be only `channels` wide. Here `filter` is stored by column: `[cols][r][r][in_channels]`.
 pub(crate) fn correlate_direct<T: Element>(
     s: &Sliding,
     scatter: &Scatter,
@@ -786,11 +786,11 @@ pub(crate) fn correlate_direct<T: Element>(
                     col_stride: 1,
                 },
                 Mat {
-                    data: &filter[ph * phase_cols..],
+                    data: &filter[ph * phase_cols * kdim..],
                     rows: kdim,
                     cols: phase_cols,
-                    row_stride: cols,
-                    col_stride: 1,
+                    row_stride: 1,
+                    col_stride: kdim,
                 },
             );
             for (local, slot) in mine[g0..=g1].iter_mut().enumerate() {
