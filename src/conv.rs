@@ -207,18 +207,61 @@ pub fn backward_filter_with<T: Element>(
     x: ArrayView4<T>,
     dy: ArrayView4<T>,
 ) -> Result<Array4<T>> {
-    check("input", x.shape(), p.input_shape())?;
-    check("out_backprop", dy.shape(), p.output_shape())?;
+    backward_filter_in_with(plan, DataFormat::Nhwc, p, x, dy)
+}
+
+/// [`backward_filter`] with `x` and `dy` in `format` (the result HWIO). On NCHW data the
+/// im2col plan runs on the arrays as they lie (columns gathered from the input planes,
+/// `dy`'s channel rows read in place); Winograd's goes through NHWC.
+///
+/// ```
+/// use convt::{conv, layout::DataFormat, problem::{Axis, AxisPadding, Problem, Taps}};
+/// // A 3x3 convolution's filter gradient from NCHW activations.
+/// let axis = Axis::forward("height", 5, Taps::new(3, 1, 1), AxisPadding::Valid).unwrap();
+/// let p = Problem::new(1, 2, 4, 1, axis, axis).unwrap();
+/// let x = ndarray::Array4::<f64>::ones((1, 2, 5, 5));
+/// let dy = ndarray::Array4::<f64>::ones((1, 4, 3, 3));
+/// let dw = conv::backward_filter_in(DataFormat::Nchw, &p, x.view(), dy.view()).unwrap();
+/// assert_eq!(dw.shape(), &[3, 3, 2, 4]);
+/// assert!(dw.iter().all(|&v| v == 9.0));
+/// ```
+pub fn backward_filter_in<T: Element>(
+    format: DataFormat,
+    p: &Problem,
+    x: ArrayView4<T>,
+    dy: ArrayView4<T>,
+) -> Result<Array4<T>> {
+    backward_filter_in_with(FilterPlan::choose(p), format, p, x, dy)
+}
+
+/// [`backward_filter_in`] with a chosen algorithm.
+pub fn backward_filter_in_with<T: Element>(
+    plan: FilterPlan,
+    format: DataFormat,
+    p: &Problem,
+    x: ArrayView4<T>,
+    dy: ArrayView4<T>,
+) -> Result<Array4<T>> {
+    check("input", x.shape(), format.from_nhwc_shape(p.input_shape()))?;
+    check(
+        "out_backprop",
+        dy.shape(),
+        format.from_nhwc_shape(p.output_shape()),
+    )?;
     let (x, dy) = (standard(x), standard(dy));
     let mut dw = try_zeros("filter", p.filter_shape())?;
-    kernels::backward_filter_with(
-        plan,
-        p,
-        slice(&x),
-        slice(&dy),
-        dw.as_slice_mut().unwrap_or_default(),
+    let (x_values, dy_values) = (slice(&x), slice(&dy));
+    let dw_values = dw.as_slice_mut().unwrap_or_default();
+    if kernels::backward_filter_with(plan, format, p, x_values, dy_values, dw_values) {
+        return Ok(dw);
+    }
+    // The plan has no form for this layout: through NHWC.
+    drop(dw);
+    let (x, dy) = (
+        format.view_as_nhwc(x.view()),
+        format.view_as_nhwc(dy.view()),
     );
-    Ok(dw)
+    backward_filter_with(plan, p, x, dy)
 }
 
 fn slice<'a, T>(a: &'a ndarray::CowArray<'_, T, ndarray::Ix4>) -> &'a [T] {

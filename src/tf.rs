@@ -536,6 +536,5 @@ pub fn conv2d_backprop_filter<T: Element>(
 ) -> Result<Array4<T>> {
     let p =
         conv2d_backprop_filter_problem(input.shape(), filter_sizes, out_backprop.shape(), opts)?;
-    let fmt = opts.data_format;
-    conv::backward_filter(&p, fmt.view_as_nhwc(input), fmt.view_as_nhwc(out_backprop))
+    conv::backward_filter_in(opts.data_format, &p, input, out_backprop)
 }

@@ -151,7 +151,10 @@ proptest! {
                 prop_assert_eq!(nchw, to_nchw(&expected), "NCHW {:?}", plan);
             }
         }
-        prop_assert_eq!(conv::backward_filter(&p, x.view(), dy.view()).unwrap(), reference::backward_filter(&p, x.view(), dy.view()).unwrap());
+        let expected = reference::backward_filter(&p, x.view(), dy.view()).unwrap();
+        prop_assert_eq!(&conv::backward_filter(&p, x.view(), dy.view()).unwrap(), &expected);
+        let nchw = conv::backward_filter_in_with(FilterPlan::Im2col, DataFormat::Nchw, &p, to_nchw(&x).view(), to_nchw(&dy).view()).unwrap();
+        prop_assert_eq!(&nchw, &expected, "NCHW filter gradient");
     }
 }
 
@@ -177,10 +180,19 @@ fn large_problems_cross_tile_boundaries() {
         let dx = conv::backward_data(&p, dy.view(), f.view()).unwrap();
         let expected = reference::backward_data(&p, dy.view(), f.view()).unwrap();
         assert!(max_difference(&dx, &expected) < 1e-9);
-        assert_eq!(
-            conv::backward_filter(&p, x.view(), dy.view()).unwrap(),
-            reference::backward_filter(&p, x.view(), dy.view()).unwrap()
-        );
+        let dw = reference::backward_filter(&p, x.view(), dy.view()).unwrap();
+        assert_eq!(conv::backward_filter(&p, x.view(), dy.view()).unwrap(), dw);
+        // NCHW: blocks within each image, several partial sums.
+        let (x, dy) = (to_nchw(&x), to_nchw(&dy));
+        let nchw = conv::backward_filter_in_with(
+            FilterPlan::Im2col,
+            DataFormat::Nchw,
+            &p,
+            x.view(),
+            dy.view(),
+        )
+        .unwrap();
+        assert_eq!(nchw, dw, "NCHW {p:?}");
     }
 }
 
@@ -325,5 +337,17 @@ fn nchw_data_equals_reference() {
         )
         .unwrap();
         assert!(max_difference(&got, &y) < 1e-9, "forward Winograd {p:?}");
+        let expected = reference::backward_filter(&p, x.view(), dy.view()).unwrap();
+        for plan in [FilterPlan::Im2col, FilterPlan::Winograd] {
+            let got = conv::backward_filter_in_with(
+                plan,
+                DataFormat::Nchw,
+                &p,
+                to_nchw(&x).view(),
+                to_nchw(&dy).view(),
+            )
+            .unwrap();
+            assert!(max_difference(&got, &expected) < 1e-9, "{plan:?} {p:?}");
+        }
     }
 }

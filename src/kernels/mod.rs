@@ -444,38 +444,7 @@ fn forward_im2col_nchw<T: Element>(p: &Problem, x: &[T], w: &[T], y: &mut [T]) {
                             col_stride: 1,
                         }
                     } else {
-                        col.clear();
-                        col.resize(kdim * count, T::zero());
-                        for tap in 0..taps {
-                            let (kh, kw) = (tap / wd.kernel, tap % wd.kernel);
-                            let (oh_lo, oh_hi) = tap_range(h, kh);
-                            let (ow_lo, ow_hi) = tap_range(wd, kw);
-                            for ci in 0..cg {
-                                let source = &image[ci * plane..][..plane];
-                                let row = &mut col[(tap * cg + ci) * count..][..count];
-                                // The block's pixels, output row by output row: each row's
-                                // valid columns read one input row at the stride.
-                                let mut j = 0;
-                                while j < count {
-                                    let (oh, ow0) =
-                                        ((first + j) / wd.output, (first + j) % wd.output);
-                                    let ow1 = (ow0 + count - j).min(wd.output);
-                                    let (a, b) = (ow0.max(ow_lo), ow1.min(ow_hi));
-                                    if (oh_lo..oh_hi).contains(&oh) && a < b {
-                                        let ih = oh * h.stride + kh * h.dilation - h.pad_before;
-                                        let iw = a * wd.stride + kw * wd.dilation - wd.pad_before;
-                                        let line = &source[ih * wd.input + iw..(ih + 1) * wd.input];
-                                        let dst = &mut row[j + a - ow0..j + b - ow0];
-                                        for (d, &v) in
-                                            dst.iter_mut().zip(line.iter().step_by(wd.stride))
-                                        {
-                                            *d = v;
-                                        }
-                                    }
-                                    j += ow1 - ow0;
-                                }
-                            }
-                        }
+                        gather_nchw(p, image, first, count, col);
                         Mat {
                             data: col,
                             rows: kdim,
@@ -506,6 +475,48 @@ fn forward_im2col_nchw<T: Element>(p: &Problem, x: &[T], w: &[T], y: &mut [T]) {
                 }
             },
         );
+}
+
+/// The im2col columns of output pixels `first..first + count` of one image (pixels
+/// numbered row-major over the output), from `image` (the group's `Cg` NCHW input
+/// planes): `col` becomes `[(kh, kw, ci)][count]`, zeros where a tap reads padding.
+fn gather_nchw<T: Element>(p: &Problem, image: &[T], first: usize, count: usize, col: &mut Vec<T>) {
+    let (h, wd) = (p.height, p.width);
+    let (cg, plane) = (p.in_per_group(), h.input * wd.input);
+    let taps = h.kernel * wd.kernel;
+    col.clear();
+    col.resize(taps * cg * count, T::zero());
+    for tap in 0..taps {
+        let (kh, kw) = (tap / wd.kernel, tap % wd.kernel);
+        let (oh_lo, oh_hi) = tap_range(h, kh);
+        let (ow_lo, ow_hi) = tap_range(wd, kw);
+        for ci in 0..cg {
+            let source = &image[ci * plane..][..plane];
+            let row = &mut col[(tap * cg + ci) * count..][..count];
+            // The block's pixels, output row by output row: each row's valid columns read
+            // one input row at the stride.
+            let mut j = 0;
+            while j < count {
+                let (oh, ow0) = ((first + j) / wd.output, (first + j) % wd.output);
+                let ow1 = (ow0 + count - j).min(wd.output);
+                let (a, b) = (ow0.max(ow_lo), ow1.min(ow_hi));
+                if (oh_lo..oh_hi).contains(&oh) && a < b {
+                    let ih = oh * h.stride + kh * h.dilation - h.pad_before;
+                    let iw = a * wd.stride + kw * wd.dilation - wd.pad_before;
+                    let line = &source[ih * wd.input + iw..(ih + 1) * wd.input];
+                    let dst = &mut row[j + a - ow0..j + b - ow0];
+                    if wd.stride == 1 {
+                        transpose::copy(dst, line, dst.len());
+                    } else {
+                        for (d, &v) in dst.iter_mut().zip(line.iter().step_by(wd.stride)) {
+                            *d = v;
+                        }
+                    }
+                }
+                j += ow1 - ow0;
+            }
+        }
+    }
 }
 
 /// The kernel taps of one stride phase, and the sub-filter they form.
@@ -1352,23 +1363,102 @@ fn filter_form(p: &Problem) -> Option<winograd_filter::Form> {
     winograd_filter::form(p).filter(|form| fits_workspace(p, form.workspace(p)))
 }
 
-/// `dw` (HWIO) from `x` and `dy` with a given plan. `dw` must be zero-filled, of length
-/// `KH*KW*Cg*Cout`.
+/// `dw` (HWIO) from `x` and `dy` in `format` with a given plan. `dw` must be
+/// zero-filled, of length `KH*KW*Cg*Cout`. Returns false, having written nothing, for
+/// NCHW data when the plan is [`FilterPlan::Winograd`] and the problem has its form,
+/// which has no NCHW version (before any scan of the values); NHWC calls always run.
+#[must_use]
 pub fn backward_filter_with<T: Element>(
     plan: FilterPlan,
+    format: DataFormat,
     p: &Problem,
     x: &[T],
     dy: &[T],
     dw: &mut [T],
-) {
+) -> bool {
     // The form first: the finiteness scans read both arrays whole.
     let form = (plan == FilterPlan::Winograd)
         .then(|| filter_form(p))
-        .flatten()
-        .filter(|_| all_finite(x) && all_finite(dy));
-    match form {
-        Some(form) => winograd_filter::gradient(&form, p, x, dy, dw),
-        None => backward_filter_im2col(p, x, dy, dw),
+        .flatten();
+    if form.is_some() && format == DataFormat::Nchw {
+        return false;
+    }
+    match (form.filter(|_| all_finite(x) && all_finite(dy)), format) {
+        (Some(form), _) => winograd_filter::gradient(&form, p, x, dy, dw),
+        (None, DataFormat::Nhwc) => backward_filter_im2col(p, x, dy, dw),
+        (None, DataFormat::Nchw) => backward_filter_im2col_nchw(p, x, dy, dw),
+    }
+    true
+}
+
+/// [`FilterPlan::Im2col`] on NCHW data: per (image, block of output pixels), columns
+/// gathered from the input planes times `dy`'s channel rows (as the GEMM's transposed
+/// right-hand side), into partial sums over fixed ranges of blocks added in a fixed
+/// order, as in the NHWC plan.
+fn backward_filter_im2col_nchw<T: Element>(p: &Problem, x: &[T], dy: &[T], dw: &mut [T]) {
+    let (h, wd) = (p.height, p.width);
+    let (cin, cout, cg, og) = (
+        p.in_channels,
+        p.out_channels,
+        p.in_per_group(),
+        p.out_per_group(),
+    );
+    let kdim = h.kernel * wd.kernel * cg;
+    let (pixels, plane) = (h.output * wd.output, h.input * wd.input);
+    if dw.is_empty() || pixels == 0 || p.batch == 0 {
+        return;
+    }
+    let block =
+        (FILTER_COL_BUDGET_BYTES / (kdim.max(1) * std::mem::size_of::<T>())).clamp(64, 4096);
+    let items: Vec<(usize, usize)> = (0..p.batch)
+        .flat_map(|n| (0..pixels).step_by(block).map(move |first| (n, first)))
+        .collect();
+    let partials = items
+        .len()
+        .min(MAX_PARTIALS)
+        .min((PARTIAL_BUDGET_BYTES / std::mem::size_of_val(dw)).max(1));
+    let sums: Vec<Vec<T>> = (0..partials)
+        .into_par_iter()
+        .map(|s| {
+            let mut part = vec![T::zero(); dw.len()];
+            let mut col = Vec::new();
+            let range = s * items.len() / partials..(s + 1) * items.len() / partials;
+            for &(n, first) in &items[range] {
+                let count = block.min(pixels - first);
+                for g in 0..p.groups {
+                    let image = &x[(n * cin + g * cg) * plane..][..cg * plane];
+                    gather_nchw(p, image, first, count, &mut col);
+                    let lhs = Mat {
+                        data: &col,
+                        rows: kdim,
+                        cols: count,
+                        row_stride: count,
+                        col_stride: 1,
+                    };
+                    let rhs = Mat {
+                        data: &dy[(n * cout + g * og) * pixels + first..],
+                        rows: count,
+                        cols: og,
+                        row_stride: 1,
+                        col_stride: pixels,
+                    };
+                    let dst = MatMut {
+                        data: &mut part[g * og..],
+                        rows: kdim,
+                        cols: og,
+                        row_stride: cout,
+                        col_stride: 1,
+                    };
+                    gemm(dst, true, lhs, rhs);
+                }
+            }
+            part
+        })
+        .collect();
+    for part in &sums {
+        for (d, &v) in dw.iter_mut().zip(part) {
+            *d += v;
+        }
     }
 }
 

@@ -73,19 +73,21 @@ fn block_f32_avx512(b: &mut Block<f32>) {
     }
 }
 
-/// `dst[..len] = src[..len]` for `len <= BLOCK` by fixed-size (inlined) copies of 16,
-/// 8, 4, 2 and 1 values, instead of a call to `memcpy` for a few bytes.
+/// `dst[..len] = src[..len]` by fixed-size (inlined) copies of 16, 8, 4, 2 and 1 values,
+/// instead of a call to `memcpy` for a few bytes (short rows of images and blocks).
 #[inline(always)]
-fn copy<T: Copy>(dst: &mut [T], src: &[T], len: usize) {
+pub(crate) fn copy<T: Copy>(dst: &mut [T], src: &[T], len: usize) {
     #[inline(always)]
     fn piece<T: Copy, const N: usize>(dst: &mut [T], src: &[T], at: &mut usize, len: usize) {
-        if len - *at >= N {
+        while len - *at >= N {
             if let (Some(d), Some(s)) = (
                 dst[*at..].first_chunk_mut::<N>(),
                 src[*at..].first_chunk::<N>(),
             ) {
                 *d = *s;
                 *at += N;
+            } else {
+                return;
             }
         }
     }
