@@ -240,6 +240,19 @@ impl Axis {
         input: i64,
         formula: &str,
     ) -> Result<Axis> {
+        Axis::window_explained(axis, output, taps, pad_before, input, || formula.into())
+    }
+
+    /// [`Axis::window`] with the formula written only for the error (legal calls format
+    /// nothing).
+    fn window_explained(
+        axis: &str,
+        output: usize,
+        taps: Taps,
+        pad_before: usize,
+        input: i64,
+        formula: impl FnOnce() -> String,
+    ) -> Result<Axis> {
         let ek = taps.check(axis)?;
         let Taps {
             kernel,
@@ -250,7 +263,7 @@ impl Axis {
             return Err(ConvError::OutputTooSmall {
                 axis: axis.into(),
                 size: input,
-                formula: formula.into(),
+                formula: formula(),
             });
         }
         let full = full_length(output, stride, ek)?;
@@ -325,26 +338,25 @@ impl Axis {
         let ek = taps.check(axis)? as i128;
         let (i, s, d) = (output as i128, taps.stride as i128, taps.dilation as i128);
         let full = full_length(output, taps.stride, ek as usize)? as i128;
-        let op_bound = |op: usize, bound: i128, words: &str| -> Result<i128> {
+        let op_bound = |op: usize, bound: i128, words: &dyn Fn() -> String| -> Result<i128> {
             if op as i128 >= bound {
                 return Err(ConvError::OutputPadding {
                     arg: "output_padding".into(),
                     got: vec![i64::try_from(op).unwrap_or(i64::MAX)],
-                    bound: format!("{bound} ({words}) on the {axis} axis"),
+                    bound: format!("{bound} ({}) on the {axis} axis", words()),
                 });
             }
             Ok(op as i128)
         };
-        let (pad_before, size, formula) = match window {
+        let stride_words = || format!("stride {s}");
+        let (pad_before, size) = match window {
             TransposedWindow::Torch {
                 padding,
                 output_padding,
             } => {
-                let op = op_bound(
-                    output_padding,
-                    s.max(d),
-                    &format!("max(stride {s}, dilation {d})"),
-                )?;
+                let op = op_bound(output_padding, s.max(d), &|| {
+                    format!("max(stride {s}, dilation {d})")
+                })?;
                 let p = padding as i128;
                 let k1 = taps.kernel as i128 - 1;
                 let size = (i - 1)
@@ -352,25 +364,22 @@ impl Axis {
                     .saturating_sub(p.saturating_mul(2))
                     .saturating_add(d.saturating_mul(k1))
                     .saturating_add(op + 1);
-                let formula = format!("(input-1)*stride - 2*padding + dilation*(kernel-1) + output_padding + 1 = ({i}-1)*{s} - 2*{p} + {d}*{k1} + {op} + 1");
-                (p, size, formula)
+                (p, size)
             }
             TransposedWindow::OnnxPads {
                 begin,
                 end,
                 output_padding,
             } => {
-                let op = op_bound(output_padding, s, &format!("stride {s}"))?;
-                let size = full + op - begin as i128 - end as i128;
-                let formula = format!("stride*(input-1) + output_padding + effective_kernel - pads_begin - pads_end = {s}*({i}-1) + {op} + {ek} - {begin} - {end}");
-                (begin as i128, size, formula)
+                let op = op_bound(output_padding, s, &stride_words)?;
+                (begin as i128, full + op - begin as i128 - end as i128)
             }
             TransposedWindow::OnnxOutputShape {
                 output,
                 upper,
                 output_padding,
             } => {
-                let op = op_bound(output_padding, s, &format!("stride {s}"))?;
+                let op = op_bound(output_padding, s, &stride_words)?;
                 let largest = full + s - 1;
                 let requested = output as i128;
                 if requested < 1 || requested > largest {
@@ -392,17 +401,35 @@ impl Axis {
                 } else {
                     total - total.div_euclid(2)
                 };
-                (before.max(0), requested, String::new())
+                (before.max(0), requested)
             }
             TransposedWindow::OnnxSame {
                 upper,
                 output_padding,
             } => {
-                let op = op_bound(output_padding, s, &format!("stride {s}"))?;
+                let op = op_bound(output_padding, s, &stride_words)?;
                 let total = (full + op - i.saturating_mul(s)).max(0);
                 let before = if upper { total / 2 } else { total - total / 2 };
-                (before, full + op - total, String::new())
+                (before, full + op - total)
             }
+        };
+        // The size computation in the framework's words, for the error only.
+        let formula = || {
+            match window {
+            TransposedWindow::Torch {
+                padding,
+                output_padding,
+            } => {
+                let k1 = taps.kernel as i128 - 1;
+                format!("(input-1)*stride - 2*padding + dilation*(kernel-1) + output_padding + 1 = ({i}-1)*{s} - 2*{padding} + {d}*{k1} + {output_padding} + 1")
+            }
+            TransposedWindow::OnnxPads {
+                begin,
+                end,
+                output_padding,
+            } => format!("stride*(input-1) + output_padding + effective_kernel - pads_begin - pads_end = {s}*({i}-1) + {output_padding} + {ek} - {begin} - {end}"),
+            _ => String::new(),
+        }
         };
         let too_large = || too_large("output", "transposed output size");
         let pad_before = usize::try_from(pad_before).map_err(|_| too_large())?;
@@ -411,7 +438,7 @@ impl Axis {
         } else {
             i64::try_from(size).map_err(|_| too_large())?
         };
-        Axis::window(axis, output, taps, pad_before, size, &formula)
+        Axis::window_explained(axis, output, taps, pad_before, size, formula)
     }
 }
 

@@ -650,8 +650,8 @@ impl DataPlan {
 /// `dy` and `dx` in `format` as they lie (the filter HWIO). `dx` must be zero-filled, of
 /// length `N*IH*IW*Cin`. Returns false, having written nothing, where the plan the call
 /// comes to (after the fallbacks for non-finite values and memory) has no form for NCHW
-/// data: [`DataPlan::Phases`], [`DataPlan::PhaseMajor`], [`DataPlan::Direct`], and the
-/// column plan beyond its NCHW buffer limit. NHWC calls always run.
+/// data: [`DataPlan::Phases`], [`DataPlan::PhaseMajor`], and the column plan beyond its
+/// NCHW buffer limit. NHWC calls always run.
 #[must_use]
 pub fn backward_data_with<T: Element>(
     plan: DataPlan,
@@ -688,11 +688,11 @@ pub fn backward_data_with<T: Element>(
         direct => direct,
     };
     match (format, plan) {
+        (_, DataPlan::Direct) => backward_data_direct(p, format, dy, w, dx),
         (DataFormat::Nchw, DataPlan::Col2im) if col2im_nchw_fits(p) => {
             backward_data_col2im_nchw(p, dy, w, dx)
         }
         (DataFormat::Nchw, _) => return false,
-        (_, DataPlan::Direct) => backward_data_direct(p, dy, w, dx),
         (_, DataPlan::Col2im) => backward_data_col2im(p, dy, w, dx),
         (_, DataPlan::PhaseMajor) => backward_data_phase_major(p, dy, w, dx),
         (_, DataPlan::Phases | DataPlan::Winograd | DataPlan::SubPixel) => {
@@ -1171,18 +1171,21 @@ fn tap_range(a: crate::problem::Axis, k: usize) -> (usize, usize) {
 }
 
 /// [`DataPlan::Direct`]: every `dy` element times every tap it reaches, added in order.
-fn backward_data_direct<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]) {
+fn backward_data_direct<T: Element>(
+    p: &Problem,
+    format: DataFormat,
+    dy: &[T],
+    w: &[T],
+    dx: &mut [T],
+) {
     let (h, wd) = (p.height, p.width);
-    let (cin, cout, cg, og) = (
-        p.in_channels,
-        p.out_channels,
-        p.in_per_group(),
-        p.out_per_group(),
-    );
+    let (cout, cg, og) = (p.out_channels, p.in_per_group(), p.out_per_group());
+    let [dy_n, dy_h, dy_w, dy_c] = element_strides(format, p.output_shape());
+    let [dx_n, dx_h, dx_w, dx_c] = element_strides(format, p.input_shape());
     for n in 0..p.batch {
         for oh in 0..h.output {
             for ow in 0..wd.output {
-                let pixel = ((n * h.output + oh) * wd.output + ow) * cout;
+                let pixel = n * dy_n + oh * dy_h + ow * dy_w;
                 for kh in 0..h.kernel {
                     let ih = input_pos(oh, kh, h.stride, h.dilation, h.pad_before);
                     if ih < 0 || ih as usize >= h.input {
@@ -1193,18 +1196,27 @@ fn backward_data_direct<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]
                         if iw < 0 || iw as usize >= wd.input {
                             continue;
                         }
-                        let out = ((n * h.input + ih as usize) * wd.input + iw as usize) * cin;
+                        let out = n * dx_n + ih as usize * dx_h + iw as usize * dx_w;
                         let taps = (kh * wd.kernel + kw) * cg * cout;
                         for co in 0..cout {
-                            let (g, v) = (co / og, dy[pixel + co]);
+                            let (g, v) = (co / og, dy[pixel + co * dy_c]);
                             for ci in 0..cg {
-                                dx[out + g * cg + ci] += v * w[taps + ci * cout + co];
+                                dx[out + (g * cg + ci) * dx_c] += v * w[taps + ci * cout + co];
                             }
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// Element strides (image, row, column, channel) of a batch of `[n, h, w, c]` (NHWC
+/// order) stored in `format`.
+fn element_strides(format: DataFormat, [_, h, w, c]: [usize; 4]) -> [usize; 4] {
+    match format {
+        DataFormat::Nhwc => [h * w * c, w * c, c, 1],
+        DataFormat::Nchw => [c * h * w, w, 1, h * w],
     }
 }
 
