@@ -82,8 +82,8 @@ const BLOCK: usize = 16;
 /// Source rows of one block of [`standard`]'s transposes.
 const SEGMENT: usize = 512;
 /// Filters at least this large take [`standard`]'s two-transpose path (measured: ndarray's
-/// copy is faster below, 2x slower for FCN-32s' 1.8M-element filter).
-const LARGE_FILTER_ELEMENTS: usize = 1 << 18;
+/// copy is faster below, 1.5x slower at 256x256x3x3, 2x for FCN-32s' 1.8M-element filter).
+const LARGE_FILTER_ELEMENTS: usize = 1 << 16;
 /// Filters whose output channels lie a multiple of this many elements (2 KiB of f32)
 /// apart take the two-transpose path at any size: an element-by-element copy then reads
 /// addresses that share cache sets (DCGAN's 128x64x4x4: 0.35 -> 0.11 ms; 3x3 and most 2x2

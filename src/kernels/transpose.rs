@@ -27,8 +27,7 @@ pub(crate) fn block<T: Copy + 'static>(b: &mut Block<T>) {
     }
 }
 
-/// The 16 x 16 f32 transpose in four rounds of shuffles: 32-bit pairs, 64-bit pairs,
-/// then 128-bit lanes twice.
+/// A block in place, through [`registers`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn block_f32_avx512(b: &mut Block<f32>) {
@@ -38,6 +37,19 @@ fn block_f32_avx512(b: &mut Block<f32>) {
         // SAFETY: `row` holds 16 f32 (64 bytes); unaligned loads are allowed.
         *v = unsafe { _mm512_loadu_ps(row.as_ptr()) };
     }
+    for (v, row) in registers(r).iter().zip(b.iter_mut()) {
+        // SAFETY: `row` holds 16 f32 (64 bytes); unaligned stores are allowed.
+        unsafe { _mm512_storeu_ps(row.as_mut_ptr(), *v) };
+    }
+}
+
+/// The 16 x 16 f32 transpose of 16 registers (rows) in four rounds of shuffles: 32-bit
+/// pairs, 64-bit pairs, then 128-bit lanes twice.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn registers(mut r: [std::arch::x86_64::__m512; BLOCK]) -> [std::arch::x86_64::__m512; BLOCK] {
+    use std::arch::x86_64::*;
     let mut t = [_mm512_setzero_ps(); BLOCK];
     for i in (0..BLOCK).step_by(2) {
         t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
@@ -67,10 +79,7 @@ fn block_f32_avx512(b: &mut Block<f32>) {
         r[i] = _mm512_shuffle_f32x4::<0x88>(t[i], t[i + 8]);
         r[i + 8] = _mm512_shuffle_f32x4::<0xdd>(t[i], t[i + 8]);
     }
-    for (v, row) in r.iter().zip(b.iter_mut()) {
-        // SAFETY: `row` holds 16 f32 (64 bytes); unaligned stores are allowed.
-        unsafe { _mm512_storeu_ps(row.as_mut_ptr(), *v) };
-    }
+    r
 }
 
 /// `dst[..len] = src[..len]` by fixed-size (inlined) copies of 16, 8, 4, 2 and 1 values,
@@ -117,6 +126,88 @@ pub(crate) fn strided<T: Copy + Default + 'static>(
     dst: &mut [T],
     dst_stride: usize,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if is_f32::<T>() && std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: `T` is `f32` (the same `TypeId`), so both slices hold `f32` values and
+        // keep their lengths; the CPU has AVX-512F, checked just above.
+        unsafe {
+            let src = std::slice::from_raw_parts(src.as_ptr().cast::<f32>(), src.len());
+            let dst = std::slice::from_raw_parts_mut(dst.as_mut_ptr().cast::<f32>(), dst.len());
+            strided_f32(src, src_stride, (rows, cols), dst, dst_stride);
+        }
+        return;
+    }
+    strided_portable(src, src_stride, (rows, cols), dst, dst_stride);
+}
+
+/// Whether `T` is `f32`.
+fn is_f32<T: 'static>() -> bool {
+    std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+}
+
+/// [`strided`] for f32: every block straight between memory and registers, partial
+/// blocks (the edges) by masked loads and stores.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn strided_f32(
+    src: &[f32],
+    src_stride: usize,
+    (rows, cols): (usize, usize),
+    dst: &mut [f32],
+    dst_stride: usize,
+) {
+    for i0 in (0..rows).step_by(BLOCK) {
+        let height = BLOCK.min(rows - i0);
+        for j0 in (0..cols).step_by(BLOCK) {
+            let width = BLOCK.min(cols - j0);
+            let mut r = [zero(); BLOCK];
+            for (i, v) in r.iter_mut().enumerate().take(height) {
+                *v = load_lanes(&src[(i0 + i) * src_stride + j0..][..width]);
+            }
+            for (j, v) in registers(r).iter().enumerate().take(width) {
+                store_lanes(&mut dst[(j0 + j) * dst_stride + i0..][..height], *v);
+            }
+        }
+    }
+}
+
+/// A register of zeros.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn zero() -> std::arch::x86_64::__m512 {
+    std::arch::x86_64::_mm512_setzero_ps()
+}
+
+/// The first `values.len() <= 16` lanes of a register from `values`, the rest zero.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn load_lanes(values: &[f32]) -> std::arch::x86_64::__m512 {
+    let mask = ((1u32 << values.len().min(BLOCK)) - 1) as u16;
+    // SAFETY: the mask enables the first `values.len()` lanes only, which `values` holds;
+    // masked-off lanes are neither read nor faulted on.
+    unsafe { std::arch::x86_64::_mm512_maskz_loadu_ps(mask, values.as_ptr()) }
+}
+
+/// Stores the first `values.len() <= 16` lanes of a register into `values`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn store_lanes(values: &mut [f32], v: std::arch::x86_64::__m512) {
+    let mask = ((1u32 << values.len().min(BLOCK)) - 1) as u16;
+    // SAFETY: the mask enables the first `values.len()` lanes only, which `values` holds;
+    // masked-off lanes are not written.
+    unsafe { std::arch::x86_64::_mm512_mask_storeu_ps(values.as_mut_ptr(), mask, v) }
+}
+
+/// [`strided`] through a block buffer, for any element type.
+fn strided_portable<T: Copy + Default + 'static>(
+    src: &[T],
+    src_stride: usize,
+    (rows, cols): (usize, usize),
+    dst: &mut [T],
+    dst_stride: usize,
+) {
     let mut b = [[T::default(); BLOCK]; BLOCK];
     for i0 in (0..rows).step_by(BLOCK) {
         let height = BLOCK.min(rows - i0);
@@ -136,6 +227,55 @@ pub(crate) fn strided<T: Copy + Default + 'static>(
 /// `lines[j][offset + i] = src[i * src_stride + j]` for `i < count` and every line `j`:
 /// pixel-major values (channels contiguous) into one line per channel.
 pub(crate) fn into_lines<T: Copy + Default + 'static>(
+    src: &[T],
+    src_stride: usize,
+    count: usize,
+    lines: &mut [&mut [T]],
+    offset: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if is_f32::<T>() && std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: `T` is `f32` (the same `TypeId`), so `src` and every line hold `f32`
+        // values, and `&mut [f32]` has the layout of `&mut [T]`; the CPU has AVX-512F,
+        // checked just above.
+        unsafe {
+            let src = std::slice::from_raw_parts(src.as_ptr().cast::<f32>(), src.len());
+            let lines = &mut *(lines as *mut [&mut [T]] as *mut [&mut [f32]]);
+            into_lines_f32(src, src_stride, count, lines, offset);
+        }
+        return;
+    }
+    into_lines_portable(src, src_stride, count, lines, offset);
+}
+
+/// [`into_lines`] for f32: every block straight between memory and registers, partial
+/// blocks by masked loads and stores.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn into_lines_f32(
+    src: &[f32],
+    src_stride: usize,
+    count: usize,
+    lines: &mut [&mut [f32]],
+    offset: usize,
+) {
+    for i0 in (0..count).step_by(BLOCK) {
+        let height = BLOCK.min(count - i0);
+        for (g, group) in lines.chunks_mut(BLOCK).enumerate() {
+            let width = group.len();
+            let mut r = [zero(); BLOCK];
+            for (i, v) in r.iter_mut().enumerate().take(height) {
+                *v = load_lanes(&src[(i0 + i) * src_stride + g * BLOCK..][..width]);
+            }
+            for (line, v) in group.iter_mut().zip(registers(r)) {
+                store_lanes(&mut line[offset + i0..][..height], v);
+            }
+        }
+    }
+}
+
+/// [`into_lines`] through a block buffer, for any element type.
+fn into_lines_portable<T: Copy + Default + 'static>(
     src: &[T],
     src_stride: usize,
     count: usize,
@@ -168,28 +308,34 @@ mod tests {
         for (rows, cols) in [(1, 1), (16, 16), (17, 5), (3, 40), (33, 47)] {
             let (src_stride, dst_stride) = (cols + 3, rows + 2);
             let src: Vec<T> = (0..rows * src_stride).map(&value).collect();
-            let mut dst = vec![T::default(); cols * dst_stride];
-            strided(&src, src_stride, (rows, cols), &mut dst, dst_stride);
-            for i in 0..rows {
-                for j in 0..cols {
-                    assert_eq!(
-                        dst[j * dst_stride + i],
-                        src[i * src_stride + j],
-                        "{rows}x{cols}"
-                    );
+            // The dispatching entry points (AVX-512 for f32 where the CPU has it) and the
+            // portable ones.
+            for portable in [false, true] {
+                let mut dst = vec![T::default(); cols * dst_stride];
+                if portable {
+                    strided_portable(&src, src_stride, (rows, cols), &mut dst, dst_stride);
+                } else {
+                    strided(&src, src_stride, (rows, cols), &mut dst, dst_stride);
                 }
-            }
-            let mut lines: Vec<Vec<T>> = vec![vec![T::default(); rows + 5]; cols];
-            let mut views: Vec<&mut [T]> = lines.iter_mut().map(Vec::as_mut_slice).collect();
-            into_lines(&src, src_stride, rows, &mut views, 5);
-            for (j, line) in lines.iter().enumerate() {
-                assert!(line[..5].iter().all(|v| *v == T::default()));
                 for i in 0..rows {
-                    assert_eq!(
-                        line[5 + i],
-                        src[i * src_stride + j],
-                        "{rows}x{cols} line {j}"
-                    );
+                    for j in 0..cols {
+                        let (got, want) = (dst[j * dst_stride + i], src[i * src_stride + j]);
+                        assert_eq!(got, want, "{rows}x{cols}");
+                    }
+                }
+                let mut lines: Vec<Vec<T>> = vec![vec![T::default(); rows + 5]; cols];
+                let mut views: Vec<&mut [T]> = lines.iter_mut().map(Vec::as_mut_slice).collect();
+                if portable {
+                    into_lines_portable(&src, src_stride, rows, &mut views, 5);
+                } else {
+                    into_lines(&src, src_stride, rows, &mut views, 5);
+                }
+                for (j, line) in lines.iter().enumerate() {
+                    assert!(line[..5].iter().all(|v| *v == T::default()));
+                    for i in 0..rows {
+                        let want = src[i * src_stride + j];
+                        assert_eq!(line[5 + i], want, "{rows}x{cols} line {j}");
+                    }
                 }
             }
         }
