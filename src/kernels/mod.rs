@@ -1088,6 +1088,10 @@ fn backward_data_col2im_nchw<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mu
         .unwrap_or(1);
     let blocks_per_image = p.in_channels / block;
     let disjoint = h.effective_kernel() <= h.stride && wd.effective_kernel() <= wd.stride;
+    // Width taps 2 at stride 2 tiling each dx line exactly: lines are pairs of Z rows.
+    let pairs = disjoint
+        && (wd.kernel, wd.stride, wd.dilation, wd.pad_before) == (2, 2, 1, 0)
+        && wd.input == 2 * wd.output;
     dx.par_chunks_mut(block * plane)
         .enumerate()
         .with_min_len(min_items(p, p.batch * blocks_per_image))
@@ -1131,6 +1135,25 @@ fn backward_data_col2im_nchw<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mu
                     },
                 );
                 for (ci, dx_plane) in dx_block.chunks_mut(plane).enumerate() {
+                    if pairs {
+                        // U-Net's k2 s2: each dx line interleaves two width taps' rows.
+                        for kh in 0..h.kernel {
+                            let (oh_lo, oh_hi) = tap_range(h, kh);
+                            let columns = &z[(ci * taps + kh * 2) * pixels..][..2 * pixels];
+                            let (even, odd) = columns.split_at(pixels);
+                            for oh in oh_lo..oh_hi {
+                                let ih = oh * h.stride + kh * h.dilation - h.pad_before;
+                                let line = &mut dx_plane[ih * wd.input..][..wd.input];
+                                let row = oh * wd.output..(oh + 1) * wd.output;
+                                let values = even[row.clone()].iter().zip(&odd[row]);
+                                for (pair, (&a, &b)) in line.chunks_exact_mut(2).zip(values) {
+                                    pair[0] = a;
+                                    pair[1] = b;
+                                }
+                            }
+                        }
+                        continue;
+                    }
                     for tap in 0..taps {
                         let (kh, kw) = (tap / wd.kernel, tap % wd.kernel);
                         let column = &z[(ci * taps + tap) * pixels..][..pixels];
