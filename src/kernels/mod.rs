@@ -1426,66 +1426,32 @@ pub fn backward_filter_with<T: Element>(
     true
 }
 
-/// [`FilterPlan::Im2col`] on NCHW data: per (image, block of output pixels), columns
-/// gathered from the input planes times `dy`'s channel rows (as the GEMM's transposed
-/// right-hand side), into partial sums over fixed ranges of blocks added in a fixed
-/// order, as in the NHWC plan.
-fn backward_filter_im2col_nchw<T: Element>(p: &Problem, x: &[T], dy: &[T], dw: &mut [T]) {
-    let (h, wd) = (p.height, p.width);
-    let (cin, cout, cg, og) = (
-        p.in_channels,
-        p.out_channels,
-        p.in_per_group(),
-        p.out_per_group(),
-    );
-    let kdim = h.kernel * wd.kernel * cg;
-    let (pixels, plane) = (h.output * wd.output, h.input * wd.input);
-    if dw.is_empty() || pixels == 0 || p.batch == 0 {
-        return;
-    }
-    let block =
-        (FILTER_COL_BUDGET_BYTES / (kdim.max(1) * std::mem::size_of::<T>())).clamp(64, 4096);
-    let items: Vec<(usize, usize)> = (0..p.batch)
-        .flat_map(|n| (0..pixels).step_by(block).map(move |first| (n, first)))
-        .collect();
+/// Pixels of one im2col block of the filter gradient: each GEMM accumulates this many
+/// pixels into its partial sum at once.
+fn filter_block<T>(p: &Problem) -> usize {
+    let kdim = p.height.kernel * p.width.kernel * p.in_per_group();
+    (FILTER_COL_BUDGET_BYTES / (kdim.max(1) * std::mem::size_of::<T>())).clamp(64, 4096)
+}
+
+/// `dw = sum over items`: the items split into at most [`MAX_PARTIALS`] contiguous runs
+/// (fewer where the partial sums would pass [`PARTIAL_BUDGET_BYTES`]), each run added
+/// in order into its own zeroed partial sum by `add(item, partial, scratch)`, then the
+/// partials added into `dw` in order: the result does not depend on the thread count.
+fn sum_in_partials<T: Element, I: Sync>(
+    dw: &mut [T],
+    items: &[I],
+    add: impl Fn(&I, &mut [T], &mut Vec<T>) + Sync,
+) {
     let partials = items
         .len()
         .min(MAX_PARTIALS)
-        .min((PARTIAL_BUDGET_BYTES / std::mem::size_of_val(dw)).max(1));
+        .min((PARTIAL_BUDGET_BYTES / std::mem::size_of_val(dw).max(1)).max(1));
     let sums: Vec<Vec<T>> = (0..partials)
         .into_par_iter()
         .map(|s| {
-            let mut part = vec![T::zero(); dw.len()];
-            let mut col = Vec::new();
-            let range = s * items.len() / partials..(s + 1) * items.len() / partials;
-            for &(n, first) in &items[range] {
-                let count = block.min(pixels - first);
-                for g in 0..p.groups {
-                    let image = &x[(n * cin + g * cg) * plane..][..cg * plane];
-                    gather_nchw(p, image, first, count, &mut col);
-                    let lhs = Mat {
-                        data: &col,
-                        rows: kdim,
-                        cols: count,
-                        row_stride: count,
-                        col_stride: 1,
-                    };
-                    let rhs = Mat {
-                        data: &dy[(n * cout + g * og) * pixels + first..],
-                        rows: count,
-                        cols: og,
-                        row_stride: 1,
-                        col_stride: pixels,
-                    };
-                    let dst = MatMut {
-                        data: &mut part[g * og..],
-                        rows: kdim,
-                        cols: og,
-                        row_stride: cout,
-                        col_stride: 1,
-                    };
-                    gemm(dst, true, lhs, rhs);
-                }
+            let (mut part, mut scratch) = (vec![T::zero(); dw.len()], Vec::new());
+            for item in &items[s * items.len() / partials..(s + 1) * items.len() / partials] {
+                add(item, &mut part, &mut scratch);
             }
             part
         })
@@ -1497,7 +1463,59 @@ fn backward_filter_im2col_nchw<T: Element>(p: &Problem, x: &[T], dy: &[T], dw: &
     }
 }
 
-/// [`FilterPlan::Im2col`].
+/// [`FilterPlan::Im2col`] on NCHW data: per (image, block of output pixels), columns
+/// gathered from the input planes times `dy`'s channel rows (as the GEMM's transposed
+/// right-hand side).
+fn backward_filter_im2col_nchw<T: Element>(p: &Problem, x: &[T], dy: &[T], dw: &mut [T]) {
+    let (h, wd) = (p.height, p.width);
+    let (cin, cout, cg, og) = (
+        p.in_channels,
+        p.out_channels,
+        p.in_per_group(),
+        p.out_per_group(),
+    );
+    let kdim = h.kernel * wd.kernel * cg;
+    let (pixels, plane) = (h.output * wd.output, h.input * wd.input);
+    if dw.is_empty() || pixels == 0 {
+        return;
+    }
+    let block = filter_block::<T>(p);
+    let items: Vec<(usize, usize)> = (0..p.batch)
+        .flat_map(|n| (0..pixels).step_by(block).map(move |first| (n, first)))
+        .collect();
+    sum_in_partials(dw, &items, |&(n, first), part, col| {
+        let count = block.min(pixels - first);
+        for g in 0..p.groups {
+            let image = &x[(n * cin + g * cg) * plane..][..cg * plane];
+            gather_nchw(p, image, first, count, col);
+            let lhs = Mat {
+                data: col,
+                rows: kdim,
+                cols: count,
+                row_stride: count,
+                col_stride: 1,
+            };
+            let rhs = Mat {
+                data: &dy[(n * cout + g * og) * pixels + first..],
+                rows: count,
+                cols: og,
+                row_stride: 1,
+                col_stride: pixels,
+            };
+            let dst = MatMut {
+                data: &mut part[g * og..],
+                rows: kdim,
+                cols: og,
+                row_stride: cout,
+                col_stride: 1,
+            };
+            gemm(dst, true, lhs, rhs);
+        }
+    });
+}
+
+/// [`FilterPlan::Im2col`]: blocks of output pixels across the batch, columns gathered
+/// from NHWC pixels.
 fn backward_filter_im2col<T: Element>(p: &Problem, x: &[T], dy: &[T], dw: &mut [T]) {
     let (h, wd) = (p.height, p.width);
     let (cout, cg, og) = (p.out_channels, p.in_per_group(), p.out_per_group());
@@ -1506,55 +1524,37 @@ fn backward_filter_im2col<T: Element>(p: &Problem, x: &[T], dy: &[T], dw: &mut [
     if dw.is_empty() || pixels == 0 {
         return;
     }
-    // Long blocks: each GEMM accumulates `block` pixels into the partial sum at once.
-    let block =
-        (FILTER_COL_BUDGET_BYTES / (kdim.max(1) * std::mem::size_of::<T>())).clamp(64, 4096);
-    let blocks = pixels.div_ceil(block);
-    let partials = blocks
-        .min(MAX_PARTIALS)
-        .min((PARTIAL_BUDGET_BYTES / std::mem::size_of_val(dw)).max(1));
-    let sums: Vec<Vec<T>> = (0..partials)
-        .into_par_iter()
-        .map(|s| {
-            let mut part = vec![T::zero(); dw.len()];
-            let mut col = vec![T::zero(); block * kdim];
-            for b in s * blocks / partials..(s + 1) * blocks / partials {
-                let first = b * block;
-                let rows = block.min(pixels - first);
-                for g in 0..p.groups {
-                    gather_forward(p, first, rows, g, x, &mut col[..rows * kdim]);
-                    let lhs = Mat {
-                        data: &col,
-                        rows: kdim,
-                        cols: rows,
-                        row_stride: 1,
-                        col_stride: kdim,
-                    };
-                    let rhs = Mat {
-                        data: &dy[first * cout + g * og..],
-                        rows,
-                        cols: og,
-                        row_stride: cout,
-                        col_stride: 1,
-                    };
-                    let dst = MatMut {
-                        data: &mut part[g * og..],
-                        rows: kdim,
-                        cols: og,
-                        row_stride: cout,
-                        col_stride: 1,
-                    };
-                    gemm(dst, true, lhs, rhs);
-                }
-            }
-            part
-        })
-        .collect();
-    for part in &sums {
-        for (d, &v) in dw.iter_mut().zip(part) {
-            *d += v;
+    let block = filter_block::<T>(p);
+    let firsts: Vec<usize> = (0..pixels).step_by(block).collect();
+    sum_in_partials(dw, &firsts, |&first, part, col| {
+        let rows = block.min(pixels - first);
+        col.resize(rows * kdim, T::zero());
+        for g in 0..p.groups {
+            gather_forward(p, first, rows, g, x, &mut col[..rows * kdim]);
+            let lhs = Mat {
+                data: col,
+                rows: kdim,
+                cols: rows,
+                row_stride: 1,
+                col_stride: kdim,
+            };
+            let rhs = Mat {
+                data: &dy[first * cout + g * og..],
+                rows,
+                cols: og,
+                row_stride: cout,
+                col_stride: 1,
+            };
+            let dst = MatMut {
+                data: &mut part[g * og..],
+                rows: kdim,
+                cols: og,
+                row_stride: cout,
+                col_stride: 1,
+            };
+            gemm(dst, true, lhs, rhs);
         }
-    }
+    });
 }
 
 /// `c = a * b` for row-major `a` (`m x k`) and `b` (`k x n`), one thread: the product the
