@@ -50,7 +50,11 @@ fn main() {
         print!("i{i} k{k} s{s} c{c} o{o}:");
         if s == 1 {
             let exact = reference::forward(&p, x.view(), w.view()).unwrap();
-            for plan in [ForwardPlan::Im2col, ForwardPlan::Winograd] {
+            for plan in [
+                ForwardPlan::Im2col,
+                ForwardPlan::Winograd,
+                ForwardPlan::Depthwise,
+            ] {
                 let got = conv::forward_with(plan, &p, f(&x).view(), f(&w).view()).unwrap();
                 print!("  forward {plan:?} {:.1}", error(&exact, &got));
             }

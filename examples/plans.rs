@@ -40,7 +40,11 @@ fn main() {
     if layer.op == "tf.nn.conv2d" {
         let (x, w) = (get("input"), get("filters"));
         println!("{name}: chosen plan {:?}", ForwardPlan::choose(&p));
-        for plan in [ForwardPlan::Im2col, ForwardPlan::Winograd] {
+        for plan in [
+            ForwardPlan::Im2col,
+            ForwardPlan::Winograd,
+            ForwardPlan::Depthwise,
+        ] {
             if !wanted(&format!("{plan:?}")) {
                 continue;
             }
@@ -57,6 +61,7 @@ fn main() {
             DataPlan::Winograd,
             DataPlan::SubPixel,
             DataPlan::Direct,
+            DataPlan::Depthwise,
         ] {
             if !wanted(&format!("{plan:?}")) {
                 continue;
@@ -68,7 +73,11 @@ fn main() {
     } else {
         let (x, dy) = (get("input"), get("out_backprop"));
         println!("{name}: chosen plan {:?}", FilterPlan::choose(&p));
-        for plan in [FilterPlan::Im2col, FilterPlan::Winograd] {
+        for plan in [
+            FilterPlan::Im2col,
+            FilterPlan::Winograd,
+            FilterPlan::Depthwise,
+        ] {
             if !wanted(&format!("{plan:?}")) {
                 continue;
             }

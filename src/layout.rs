@@ -223,9 +223,9 @@ fn transpose_images<T: Element>(source: &[T], out: &mut [T], rows: usize, cols: 
         });
 }
 
-/// One image's transpose by BLOCK x BLOCK tiles through a local buffer, so that each
-/// destination row gets whole cache lines (rows a power of two apart would otherwise evict
-/// each other's half-written lines).
+/// One image's transpose by 16 x 16 blocks (in registers for f32 on AVX-512), so that
+/// each destination row gets whole cache lines (rows a power of two apart would otherwise
+/// evict each other's half-written lines).
 fn transpose_small<T: Element>(source: &[T], out: &mut [T], rows: usize, cols: usize) {
     crate::kernels::transpose::strided(source, cols, (rows, cols), out, rows);
 }

@@ -129,6 +129,9 @@ proptest! {
         let dy = ints(p.output_shape(), seed ^ 2);
         let expected = reference::forward(&p, x.view(), f.view()).unwrap();
         prop_assert_eq!(&conv::forward_with(ForwardPlan::Im2col, &p, x.view(), f.view()).unwrap(), &expected);
+        prop_assert_eq!(&conv::forward_with(ForwardPlan::Depthwise, &p, x.view(), f.view()).unwrap(), &expected);
+        let nchw = conv::forward_in_with(ForwardPlan::Depthwise, DataFormat::Nchw, &p, to_nchw(&x).view(), f.view()).unwrap();
+        prop_assert_eq!(nchw, to_nchw(&expected), "NCHW depthwise");
         let nchw = conv::forward_in_with(ForwardPlan::Im2col, DataFormat::Nchw, &p, to_nchw(&x).view(), f.view()).unwrap();
         prop_assert_eq!(nchw, to_nchw(&expected), "NCHW im2col");
         let winograd = conv::forward_with(ForwardPlan::Winograd, &p, x.view(), f.view()).unwrap();
@@ -136,7 +139,7 @@ proptest! {
         let nchw = conv::forward_in_with(ForwardPlan::Winograd, DataFormat::Nchw, &p, to_nchw(&x).view(), f.view()).unwrap();
         prop_assert!(max_difference(&nchw, &to_nchw(&expected)) < 1e-9, "NCHW forward Winograd");
         let expected = reference::backward_data(&p, dy.view(), f.view()).unwrap();
-        for plan in [DataPlan::Phases, DataPlan::Col2im, DataPlan::PhaseMajor, DataPlan::SubPixel, DataPlan::Direct] {
+        for plan in [DataPlan::Phases, DataPlan::Col2im, DataPlan::PhaseMajor, DataPlan::SubPixel, DataPlan::Direct, DataPlan::Depthwise] {
             prop_assert_eq!(&conv::backward_data_with(plan, &p, dy.view(), f.view()).unwrap(), &expected, "{:?}", plan);
         }
         let winograd = conv::backward_data_with(DataPlan::Winograd, &p, dy.view(), f.view()).unwrap();
@@ -144,7 +147,7 @@ proptest! {
         // Every plan on NCHW data: the column, Winograd and sub-pixel plans as it lies
         // (tiles and windows gathered from the planes, lines written by transposes).
         prop_assert!(kernels_fit_nchw(&p));
-        for plan in [DataPlan::Phases, DataPlan::Col2im, DataPlan::PhaseMajor, DataPlan::SubPixel, DataPlan::Direct, DataPlan::Winograd] {
+        for plan in [DataPlan::Phases, DataPlan::Col2im, DataPlan::PhaseMajor, DataPlan::SubPixel, DataPlan::Direct, DataPlan::Depthwise, DataPlan::Winograd] {
             let nchw = conv::backward_data_in_with(plan, DataFormat::Nchw, &p, to_nchw(&dy).view(), f.view()).unwrap();
             prop_assert!(max_difference(&nchw, &to_nchw(&expected)) < 1e-9, "NCHW {:?}", plan);
             if plan != DataPlan::Winograd {
@@ -153,8 +156,12 @@ proptest! {
         }
         let expected = reference::backward_filter(&p, x.view(), dy.view()).unwrap();
         prop_assert_eq!(&conv::backward_filter(&p, x.view(), dy.view()).unwrap(), &expected);
-        let nchw = conv::backward_filter_in_with(FilterPlan::Im2col, DataFormat::Nchw, &p, to_nchw(&x).view(), to_nchw(&dy).view()).unwrap();
-        prop_assert_eq!(&nchw, &expected, "NCHW filter gradient");
+        for plan in [FilterPlan::Im2col, FilterPlan::Depthwise] {
+            let nhwc = conv::backward_filter_with(plan, &p, x.view(), dy.view()).unwrap();
+            prop_assert_eq!(&nhwc, &expected, "{:?}", plan);
+            let nchw = conv::backward_filter_in_with(plan, DataFormat::Nchw, &p, to_nchw(&x).view(), to_nchw(&dy).view()).unwrap();
+            prop_assert_eq!(&nchw, &expected, "NCHW {:?}", plan);
+        }
     }
 }
 
@@ -348,6 +355,62 @@ fn nchw_data_equals_reference() {
             )
             .unwrap();
             assert!(max_difference(&got, &expected) < 1e-9, "{plan:?} {p:?}");
+        }
+    }
+}
+
+/// Depthwise problems (one input channel per group, channel multipliers 1-3) in all three
+/// directions and both layouts, exactly the reference: strides, dilation, and taps that
+/// land only in padding (a kernel as wide as the padded input), which leave empty tap
+/// ranges.
+#[test]
+fn depthwise_plans_equal_reference() {
+    for (i, k, s, d, pad, c, m) in [
+        (17usize, 3usize, 1usize, 1usize, 1usize, 16usize, 1usize),
+        (12, 4, 2, 1, 1, 8, 2),
+        (9, 3, 2, 2, 2, 5, 3),
+        (5, 7, 1, 1, 1, 4, 1),
+        (20, 5, 3, 1, 0, 33, 1),
+    ] {
+        let padding = AxisPadding::Explicit {
+            before: pad,
+            after: pad,
+        };
+        let a = Axis::forward("h", i, Taps::new(k, s, d), padding).unwrap();
+        let p = Problem::new(2, c, c * m, c, a, a).unwrap();
+        assert_eq!(ForwardPlan::choose(&p), ForwardPlan::Depthwise);
+        assert_eq!(FilterPlan::choose(&p), FilterPlan::Depthwise);
+        let (x, f, dy) = (
+            ints(p.input_shape(), 1),
+            ints(p.filter_shape(), 2),
+            ints(p.output_shape(), 3),
+        );
+        let y = reference::forward(&p, x.view(), f.view()).unwrap();
+        let dx = reference::backward_data(&p, dy.view(), f.view()).unwrap();
+        let dw = reference::backward_filter(&p, x.view(), dy.view()).unwrap();
+        for format in [DataFormat::Nhwc, DataFormat::Nchw] {
+            let (xf, dyf) = match format {
+                DataFormat::Nhwc => (x.clone(), dy.clone()),
+                DataFormat::Nchw => (to_nchw(&x), to_nchw(&dy)),
+            };
+            let in_format = |a: &Array4<f64>| match format {
+                DataFormat::Nhwc => a.clone(),
+                DataFormat::Nchw => to_nchw(a),
+            };
+            let got =
+                conv::forward_in_with(ForwardPlan::Depthwise, format, &p, xf.view(), f.view());
+            assert_eq!(got.unwrap(), in_format(&y), "forward {format:?} {p:?}");
+            let got =
+                conv::backward_data_in_with(DataPlan::Depthwise, format, &p, dyf.view(), f.view());
+            assert_eq!(got.unwrap(), in_format(&dx), "data {format:?} {p:?}");
+            let got = conv::backward_filter_in_with(
+                FilterPlan::Depthwise,
+                format,
+                &p,
+                xf.view(),
+                dyf.view(),
+            );
+            assert_eq!(got.unwrap(), dw, "filter {format:?} {p:?}");
         }
     }
 }

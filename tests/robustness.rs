@@ -58,7 +58,7 @@ proptest! {
         x.as_slice_mut().unwrap()[idx] = bad;
         marker.as_slice_mut().unwrap()[idx] = 1.0;
         let touched = reference::forward(&p, marker.view(), ones_w.view()).unwrap();
-        for plan in [ForwardPlan::Im2col, ForwardPlan::Winograd] {
+        for plan in [ForwardPlan::Im2col, ForwardPlan::Winograd, ForwardPlan::Depthwise] {
             let y = conv::forward_with(plan, &p, x.view(), w.view()).unwrap();
             for (v, t) in y.iter().zip(&touched) {
                 prop_assert_eq!(!v.is_finite(), *t != 0.0, "{:?}", plan);
@@ -71,7 +71,7 @@ proptest! {
         dy.as_slice_mut().unwrap()[idx] = bad;
         marker.as_slice_mut().unwrap()[idx] = 1.0;
         let touched = reference::backward_data(&p, marker.view(), ones_w.view()).unwrap();
-        for plan in [DataPlan::Phases, DataPlan::Col2im, DataPlan::PhaseMajor, DataPlan::SubPixel, DataPlan::Direct, DataPlan::Winograd] {
+        for plan in [DataPlan::Phases, DataPlan::Col2im, DataPlan::PhaseMajor, DataPlan::SubPixel, DataPlan::Direct, DataPlan::Winograd, DataPlan::Depthwise] {
             let dx = conv::backward_data_with(plan, &p, dy.view(), w.view()).unwrap();
             for (v, t) in dx.iter().zip(&touched) {
                 prop_assert_eq!(!v.is_finite(), *t != 0.0, "{:?}", plan);
@@ -82,7 +82,7 @@ proptest! {
         // channel, also where the tap reads padding.
         let x = random(p.input_shape(), seed ^ 3);
         let channel = idx % p.out_channels;
-        for plan in [FilterPlan::Im2col, FilterPlan::Winograd] {
+        for plan in [FilterPlan::Im2col, FilterPlan::Winograd, FilterPlan::Depthwise] {
             let dw = conv::backward_filter_with(plan, &p, x.view(), dy.view()).unwrap();
             for ((_, _, _, co), v) in dw.indexed_iter() {
                 prop_assert_eq!(!v.is_finite(), co == channel, "{:?}", plan);

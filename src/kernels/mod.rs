@@ -22,6 +22,7 @@
 //! Work is split into tasks whose boundaries depend only on the problem, never on the
 //! number of threads, so results are bitwise identical for any rayon pool size.
 
+mod depthwise;
 mod gemm;
 mod stream;
 pub(crate) mod transpose;
@@ -116,6 +117,9 @@ pub enum ForwardPlan {
     /// (relative error around 1e-6 in f32 instead of 1e-7). Other problems fall back to
     /// [`ForwardPlan::Im2col`].
     Winograd,
+    /// Depthwise problems (one input channel per group): plain loops over the taps,
+    /// vectorised over channels. Other problems fall back to [`ForwardPlan::choose`]'s.
+    Depthwise,
 }
 
 /// Winograd is chosen when its estimated cost (products plus transforms) is below this
@@ -192,6 +196,9 @@ fn winograd_pays(form: &(winograd::Sliding, winograd::Scatter, usize, f64)) -> b
 impl ForwardPlan {
     /// The plan [`crate::conv::forward`] uses for `p`.
     pub fn choose(p: &Problem) -> ForwardPlan {
+        if depthwise::applies(p) {
+            return ForwardPlan::Depthwise;
+        }
         match forward_sliding(p).and_then(|f| winograd_form(f, p)) {
             Some(form) if winograd_pays(&form) => ForwardPlan::Winograd,
             _ => ForwardPlan::Im2col,
@@ -297,6 +304,10 @@ pub fn forward_with<T: Element>(
     w: &[T],
     y: &mut [T],
 ) {
+    if plan == ForwardPlan::Depthwise && depthwise::applies(p) {
+        depthwise::forward(p, format, x, w, y);
+        return;
+    }
     if plan == ForwardPlan::Winograd && all_finite(x) && all_finite(w) {
         let form = forward_sliding(p)
             .map(|f| in_format(f, format))
@@ -594,6 +605,10 @@ pub enum DataPlan {
     /// Plain loops over `dy` and the kernel taps, scattering into `dx`, on the calling
     /// thread, with no packing or buffers: for tiny problems, where latency is setup.
     Direct,
+    /// Depthwise problems (one input channel per group): each dx element gathers its
+    /// taps directly, vectorised over channels. Other problems fall back like
+    /// [`DataPlan::Winograd`].
+    Depthwise,
 }
 
 /// Problems below this many FLOPs take [`DataPlan::Direct`].
@@ -607,6 +622,9 @@ impl DataPlan {
     pub fn choose(p: &Problem) -> DataPlan {
         if p.flops() < DIRECT_MAX_FLOPS {
             return DataPlan::Direct;
+        }
+        if depthwise::applies(p) {
+            return DataPlan::Depthwise;
         }
         match transposed_sliding(p).and_then(|f| winograd_form(f, p)) {
             Some(form) if winograd_pays(&form) => DataPlan::Winograd,
@@ -685,6 +703,11 @@ pub fn backward_data_with<T: Element>(
             }
             DataPlan::choose_direct(p)
         }
+        DataPlan::Depthwise if depthwise::applies(p) => {
+            depthwise::backward_data(p, format, dy, w, dx);
+            return true;
+        }
+        DataPlan::Depthwise => DataPlan::choose_direct(p),
         direct => direct,
     };
     match (format, plan) {
@@ -695,7 +718,7 @@ pub fn backward_data_with<T: Element>(
         (DataFormat::Nchw, _) => return false,
         (_, DataPlan::Col2im) => backward_data_col2im(p, dy, w, dx),
         (_, DataPlan::PhaseMajor) => backward_data_phase_major(p, dy, w, dx),
-        (_, DataPlan::Phases | DataPlan::Winograd | DataPlan::SubPixel) => {
+        (_, DataPlan::Phases | DataPlan::Winograd | DataPlan::SubPixel | DataPlan::Depthwise) => {
             backward_data_phases(p, dy, w, dx)
         }
     }
@@ -1381,11 +1404,18 @@ pub enum FilterPlan {
     /// it does not fit (groups, dilation, unequal axes, a kernel not a multiple of the
     /// stride, under 8 channels) and calls with NaN or infinity take [`FilterPlan::Im2col`].
     Winograd,
+    /// Depthwise problems (one input channel per group): every tap's products summed
+    /// directly, per image, images added in fixed partial sums. Other problems take
+    /// [`FilterPlan::Im2col`].
+    Depthwise,
 }
 
 impl FilterPlan {
     /// The plan [`crate::conv::backward_filter`] uses for `p`.
     pub fn choose(p: &Problem) -> FilterPlan {
+        if depthwise::applies(p) {
+            return FilterPlan::Depthwise;
+        }
         match filter_form(p) {
             Some(form) if form.cost(p) < 0.75 => FilterPlan::Winograd,
             _ => FilterPlan::Im2col,
@@ -1411,6 +1441,10 @@ pub fn backward_filter_with<T: Element>(
     dy: &[T],
     dw: &mut [T],
 ) -> bool {
+    if plan == FilterPlan::Depthwise && depthwise::applies(p) {
+        depthwise::backward_filter(p, format, x, dy, dw);
+        return true;
+    }
     // The form first: the finiteness scans read both arrays whole.
     let form = (plan == FilterPlan::Winograd)
         .then(|| filter_form(p))
