@@ -27,6 +27,13 @@ fn problems() -> Vec<Problem> {
         let a = Axis::forward("h", i, Taps::new(k, s, 1), AxisPadding::SameUpper).unwrap();
         all.push(Problem::new(n, c, o, 1, a, a).unwrap());
     }
+    // Depthwise (48 groups, multiplier 2), all three directions by its direct plans.
+    let a = Axis::forward("h", 40, Taps::new(3, 2, 1), AxisPadding::SameUpper).unwrap();
+    all.push(Problem::new(3, 48, 96, 48, a, a).unwrap());
+    assert_eq!(
+        convt::conv::FilterPlan::choose(&all[7]),
+        convt::conv::FilterPlan::Depthwise
+    );
     // The Winograd plans, in both directions, are among them.
     assert_eq!(
         convt::conv::ForwardPlan::choose(&all[6]),
