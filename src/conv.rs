@@ -2,7 +2,7 @@
 //!
 //! Data are NHWC, filters HWIO `[kh, kw, in_channels / groups, out_channels]`; the `*_in`
 //! functions take NCHW data too (every plan but the transposed direction's stride-phase
-//! and direct ones runs on it as it lies). The framework
+//! ones and the Winograd filter gradient runs on it as it lies). The framework
 //! fronts ([`crate::tf`], [`crate::torch`], [`crate::onnx`]) call these after building the
 //! problem; call them directly when the problem is already known.
 //!
@@ -83,7 +83,7 @@ pub fn forward_with<T: Element>(
 /// [`forward`] with `x` and the result in `format` (the filter HWIO). Every plan runs on
 /// NCHW data as it lies, with no layout copies: im2col gathers its columns from the
 /// channel planes (a pointwise convolution is one GEMM per image), Winograd gathers its
-/// tiles from them and writes each channel's lines.
+/// tiles from them and writes each channel's lines, the depthwise loops run along lines.
 pub fn forward_in<T: Element>(
     format: DataFormat,
     p: &Problem,
@@ -138,9 +138,9 @@ pub fn backward_data_with<T: Element>(
 }
 
 /// [`backward_data`] with `dy` and the result in `format` (the filter HWIO). On NCHW
-/// data, the column, Winograd and sub-pixel plans run on the arrays as they lie (tiles
-/// and windows gathered from the channel planes, results written to each channel's
-/// lines); the stride-phase and direct plans go through NHWC (a blocked transpose each
+/// data, the column, Winograd, sub-pixel, depthwise and direct plans run on the arrays as
+/// they lie (tiles and windows gathered from the channel planes, results written to each
+/// channel's lines); the stride-phase plans go through NHWC (a blocked transpose each
 /// way, [`crate::layout::standard`]).
 ///
 /// ```
@@ -211,8 +211,8 @@ pub fn backward_filter_with<T: Element>(
 }
 
 /// [`backward_filter`] with `x` and `dy` in `format` (the result HWIO). On NCHW data the
-/// im2col plan runs on the arrays as they lie (columns gathered from the input planes,
-/// `dy`'s channel rows read in place); Winograd's goes through NHWC.
+/// im2col and depthwise plans run on the arrays as they lie (columns gathered from the
+/// input planes, `dy`'s channel rows read in place); Winograd's goes through NHWC.
 ///
 /// ```
 /// use convt::{conv, layout::DataFormat, problem::{Axis, AxisPadding, Problem, Taps}};
