@@ -1,9 +1,9 @@
 //! Fast kernels for the three directions of a [`Problem`], on data in NHWC or NCHW
 //! (filters HWIO): they know index arithmetic and memory layouts, not frameworks. NCHW
-//! data runs as it lies where the algorithm allows (forward, and the column, Winograd and
-//! sub-pixel plans of the transposed direction): tiles, columns and windows are gathered
-//! from the channel planes, and results reach each channel's lines by blocked transposes
-//! inside the tasks, never by a whole-tensor copy.
+//! data runs as it lies in every plan but the transposed direction's stride phases and
+//! the Winograd filter gradient: tiles, columns and windows are gathered from the channel
+//! planes, and results reach each channel's lines by blocked transposes inside the tasks,
+//! never by a whole-tensor copy.
 //!
 //! - forward: im2col of a tile of output pixels + GEMM per group (a 1x1, stride-1,
 //!   unpadded convolution is one plain GEMM straight from the input), or Winograd's
@@ -17,7 +17,9 @@
 //! - backward filter: `im2col(x)^T * dy` over fixed blocks of pixels, with partial sums
 //!   added in a fixed order, so the result does not depend on the thread count; or, for
 //!   kernels that are a multiple of the stride, Winograd's algorithm per stride phase
-//!   with `dy`'s tiles in the role of the filter.
+//!   with `dy`'s tiles in the role of the filter;
+//! - depthwise problems (one input channel per group), in all three directions: direct
+//!   loops over the taps, vectorised over channels or along lines.
 //!
 //! Work is split into tasks whose boundaries depend only on the problem, never on the
 //! number of threads, so results are bitwise identical for any rayon pool size.
