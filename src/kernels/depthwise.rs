@@ -300,44 +300,63 @@ pub(crate) fn backward_data<T: Element>(
         }
         DataFormat::Nchw => {
             let (in_plane, out_plane) = (h.input * line, h.output * wd.output);
+            let s = wd.stride;
             dx.par_chunks_mut(in_plane)
                 .enumerate()
                 .with_min_len(min_items(p, p.batch * cin))
-                .for_each(|(index, dx_plane)| {
+                .for_each_init(Vec::new, |phase, (index, dx_plane)| {
                     vectorised(
                         #[inline(always)]
                         || {
                             let (n, ci) = (index / cin, index % cin);
-                            for (ih, dx_line) in dx_plane.chunks_mut(line).enumerate() {
+                            let plane = |co: usize| &dy[(n * cout + co) * out_plane..][..out_plane];
+                            // Adds into `buf` (dx columns r, r + s, ... of line `ih`) every
+                            // tap that reaches them, in (kh, kw) order, along contiguous
+                            // runs of dy: column r + s*t reads dy column t + offset.
+                            let sum_phase = |buf: &mut [T], ih: usize, r: usize| {
                                 for kh in 0..h.kernel {
                                     let Some(oh) = source(h, ih, kh) else {
                                         continue;
                                     };
                                     for kw in 0..wd.kernel {
-                                        let (lo, hi) = tap_range(wd, kw);
-                                        if lo >= hi {
+                                        let reach = (r + wd.pad_before) as isize
+                                            - (kw * wd.dilation) as isize;
+                                        if reach.rem_euclid(s as isize) != 0 {
                                             continue;
                                         }
-                                        let iw0 = lo * wd.stride + kw * wd.dilation - wd.pad_before;
+                                        let offset = reach.div_euclid(s as isize);
+                                        let t_lo = (-offset).max(0) as usize;
+                                        let t_hi = (wd.output as isize - offset)
+                                            .clamp(0, buf.len() as isize)
+                                            as usize;
+                                        if t_lo >= t_hi {
+                                            continue;
+                                        }
+                                        let first = (t_lo as isize + offset) as usize;
                                         for co in ci * og..(ci + 1) * og {
                                             let tap = w[(kh * wd.kernel + kw) * cout + co];
-                                            let dy_line = &dy[(n * cout + co) * out_plane..]
-                                                [oh * wd.output..]
-                                                [lo..hi];
-                                            if wd.stride == 1 {
-                                                for (o, &g) in
-                                                    dx_line[iw0..].iter_mut().zip(dy_line)
-                                                {
-                                                    *o += g * tap;
-                                                }
-                                            } else {
-                                                let outs =
-                                                    dx_line[iw0..].iter_mut().step_by(wd.stride);
-                                                for (o, &g) in outs.zip(dy_line) {
-                                                    *o += g * tap;
-                                                }
+                                            let dy_line =
+                                                &plane(co)[oh * wd.output + first..][..t_hi - t_lo];
+                                            for (o, &g) in buf[t_lo..t_hi].iter_mut().zip(dy_line) {
+                                                *o += g * tap;
                                             }
                                         }
+                                    }
+                                }
+                            };
+                            for (ih, dx_line) in dx_plane.chunks_mut(line).enumerate() {
+                                if s == 1 {
+                                    sum_phase(dx_line, ih, 0);
+                                    continue;
+                                }
+                                // Each width phase in a buffer, written to its columns once.
+                                for r in 0..s.min(wd.input) {
+                                    phase.clear();
+                                    phase.resize((wd.input - r).div_ceil(s), T::zero());
+                                    sum_phase(phase, ih, r);
+                                    let columns = dx_line[r..].iter_mut().step_by(s);
+                                    for (d, &v) in columns.zip(phase.iter()) {
+                                        *d = v;
                                     }
                                 }
                             }
