@@ -414,3 +414,62 @@ fn depthwise_plans_equal_reference() {
         }
     }
 }
+
+/// In f32 (the AVX-512 block transposes), the NCHW paths compute exactly what the NHWC
+/// ones do, value for value: Winograd forward and transposed, the sub-pixel plan and the
+/// column plan only move data differently.
+#[test]
+fn nchw_f32_equals_nhwc_bitwise() {
+    let f32_nchw = |a: &Array4<f32>| {
+        a.view()
+            .permuted_axes([0, 3, 1, 2])
+            .as_standard_layout()
+            .into_owned()
+    };
+    for (i, k, s, c, o, forward_plan, data_plan) in [
+        (
+            20usize,
+            3usize,
+            1usize,
+            24usize,
+            40usize,
+            ForwardPlan::Winograd,
+            DataPlan::Winograd,
+        ),
+        (16, 4, 2, 19, 33, ForwardPlan::Im2col, DataPlan::Winograd),
+        (64, 16, 8, 5, 7, ForwardPlan::Im2col, DataPlan::SubPixel),
+        (16, 2, 2, 32, 48, ForwardPlan::Im2col, DataPlan::Col2im),
+    ] {
+        let a = Axis::forward("h", i, Taps::new(k, s, 1), AxisPadding::SameUpper).unwrap();
+        let p = Problem::new(2, c, o, 1, a, a).unwrap();
+        let random = |shape: [usize; 4], seed: u64| {
+            let mut rng = convt::bench::Xorshift::new(seed);
+            Array4::from_shape_fn(shape, |_| (rng.next_u64() % 2001) as f32 / 1000.0 - 1.0)
+        };
+        let (x, f, dy) = (
+            random(p.input_shape(), 1),
+            random(p.filter_shape(), 2),
+            random(p.output_shape(), 3),
+        );
+        let y = conv::forward_with(forward_plan, &p, x.view(), f.view()).unwrap();
+        let got = conv::forward_in_with(
+            forward_plan,
+            DataFormat::Nchw,
+            &p,
+            f32_nchw(&x).view(),
+            f.view(),
+        )
+        .unwrap();
+        assert_eq!(got, f32_nchw(&y), "forward {forward_plan:?} {p:?}");
+        let dx = conv::backward_data_with(data_plan, &p, dy.view(), f.view()).unwrap();
+        let got = conv::backward_data_in_with(
+            data_plan,
+            DataFormat::Nchw,
+            &p,
+            f32_nchw(&dy).view(),
+            f.view(),
+        )
+        .unwrap();
+        assert_eq!(got, f32_nchw(&dx), "{data_plan:?} {p:?}");
+    }
+}
