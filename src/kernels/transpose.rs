@@ -1,6 +1,7 @@
 //! Transposes of 16 x 16 blocks, for moving data between channel planes (NCHW) and
-//! channel-minor pixels (NHWC) inside a kernel's task: in registers with AVX-512 for
-//! 4-byte elements, element by element otherwise.
+//! channel-minor pixels (NHWC) inside a kernel's task: f32 between memory and AVX-512
+//! registers (masked loads and stores at the edges), other types and CPUs element by
+//! element through a block buffer.
 
 /// Rows and columns of a block.
 pub(crate) const BLOCK: usize = 16;
@@ -8,38 +9,14 @@ pub(crate) const BLOCK: usize = 16;
 /// A block of values, row-major.
 pub(crate) type Block<T> = [[T; BLOCK]; BLOCK];
 
-/// Transposes a block in place.
+/// Transposes a block in place, element by element (the f32 paths use [`registers`]).
 #[inline]
-pub(crate) fn block<T: Copy + 'static>(b: &mut Block<T>) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(b) = (b as &mut dyn std::any::Any).downcast_mut::<Block<f32>>() {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F, checked just above.
-            unsafe { block_f32_avx512(b) };
-            return;
-        }
-    }
+pub(crate) fn block<T: Copy>(b: &mut Block<T>) {
     let copy = *b;
     for (i, row) in b.iter_mut().enumerate() {
         for (j, v) in row.iter_mut().enumerate() {
             *v = copy[j][i];
         }
-    }
-}
-
-/// A block in place, through [`registers`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn block_f32_avx512(b: &mut Block<f32>) {
-    use std::arch::x86_64::*;
-    let mut r = [_mm512_setzero_ps(); BLOCK];
-    for (v, row) in r.iter_mut().zip(b.iter()) {
-        // SAFETY: `row` holds 16 f32 (64 bytes); unaligned loads are allowed.
-        *v = unsafe { _mm512_loadu_ps(row.as_ptr()) };
-    }
-    for (v, row) in registers(r).iter().zip(b.iter_mut()) {
-        // SAFETY: `row` holds 16 f32 (64 bytes); unaligned stores are allowed.
-        unsafe { _mm512_storeu_ps(row.as_mut_ptr(), *v) };
     }
 }
 
