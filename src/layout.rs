@@ -3,6 +3,7 @@
 
 use crate::element::Element;
 use crate::error::{ConvError, Result};
+use crate::kernels::transpose;
 use ndarray::{Array4, ArrayView4, CowArray, Ix4};
 use rayon::prelude::*;
 
@@ -182,8 +183,10 @@ fn transpose_images<T: Element>(source: &[T], out: &mut [T], rows: usize, cols: 
         out.par_chunks_mut(image * images_per_task)
             .zip(source.par_chunks(image * images_per_task))
             .for_each(|(out, source)| {
+                // Whole images by 16 x 16 blocks (in registers for f32 on AVX-512), so
+                // each destination row gets whole cache lines.
                 for (out, source) in out.chunks_mut(image).zip(source.chunks(image)) {
-                    transpose_small(source, out, rows, cols);
+                    transpose::strided(source, cols, (rows, cols), out, rows);
                 }
             });
         return;
@@ -219,15 +222,8 @@ fn transpose_images<T: Element>(source: &[T], out: &mut [T], rows: usize, cols: 
             // would otherwise evict each other's half-written lines).
             let count = band.first().map_or(0, |piece| piece.len());
             let source = &source[r0 * cols + c0..];
-            crate::kernels::transpose::into_lines(source, cols, count, &mut band, 0);
+            transpose::into_lines(source, cols, count, &mut band, 0);
         });
-}
-
-/// One image's transpose by 16 x 16 blocks (in registers for f32 on AVX-512), so that
-/// each destination row gets whole cache lines (rows a power of two apart would otherwise
-/// evict each other's half-written lines).
-fn transpose_small<T: Element>(source: &[T], out: &mut [T], rows: usize, cols: usize) {
-    crate::kernels::transpose::strided(source, cols, (rows, cols), out, rows);
 }
 
 #[cfg(test)]

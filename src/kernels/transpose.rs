@@ -4,14 +4,14 @@
 //! element through a block buffer.
 
 /// Rows and columns of a block.
-pub(crate) const BLOCK: usize = 16;
+const BLOCK: usize = 16;
 
 /// A block of values, row-major.
-pub(crate) type Block<T> = [[T; BLOCK]; BLOCK];
+type Block<T> = [[T; BLOCK]; BLOCK];
 
 /// Transposes a block in place, element by element (the f32 paths use [`registers`]).
 #[inline]
-pub(crate) fn block<T: Copy>(b: &mut Block<T>) {
+fn block<T: Copy>(b: &mut Block<T>) {
     let copy = *b;
     for (i, row) in b.iter_mut().enumerate() {
         for (j, v) in row.iter_mut().enumerate() {
