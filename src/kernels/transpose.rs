@@ -122,8 +122,29 @@ fn is_f32<T: 'static>() -> bool {
     std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
 }
 
-/// [`strided`] for f32: every block straight between memory and registers, partial
-/// blocks (the edges) by masked loads and stores.
+/// `(start, size)` of the blocks `0..len` is cut into: a first block of `lead` (when
+/// nonzero), then blocks of 16. With `lead` from [`lead`], every later block starts on a
+/// cache line.
+#[cfg(target_arch = "x86_64")]
+fn blocks(len: usize, lead: usize) -> impl Iterator<Item = (usize, usize)> {
+    let first = lead.min(len);
+    let head = (first > 0).then_some((0, first));
+    let rest = (first..len).step_by(BLOCK);
+    head.into_iter()
+        .chain(rest.map(move |start| (start, BLOCK.min(len - start))))
+}
+
+/// How many f32 values from `values` to the next 64-byte line (0 when on one): loads
+/// and stores of 16 values that straddle lines cost two line accesses each, and the
+/// strided rows of a block share few cache sets.
+#[cfg(target_arch = "x86_64")]
+fn lead(values: *const f32) -> usize {
+    (BLOCK - (values as usize / std::mem::size_of::<f32>()) % BLOCK) % BLOCK
+}
+
+/// [`strided`] for f32: every block straight between memory and registers, full blocks
+/// by plain loads and stores on cache lines (blocks aligned to the first source row and
+/// destination column), partial ones by masked loads and stores.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn strided_f32(
@@ -133,11 +154,18 @@ fn strided_f32(
     dst: &mut [f32],
     dst_stride: usize,
 ) {
-    for i0 in (0..rows).step_by(BLOCK) {
-        let height = BLOCK.min(rows - i0);
-        for j0 in (0..cols).step_by(BLOCK) {
-            let width = BLOCK.min(cols - j0);
+    for (i0, height) in blocks(rows, lead(dst.as_ptr())) {
+        for (j0, width) in blocks(cols, lead(src.as_ptr())) {
             let mut r = [zero(); BLOCK];
+            if height == BLOCK && width == BLOCK {
+                for (i, v) in r.iter_mut().enumerate() {
+                    *v = load_full(&src[(i0 + i) * src_stride + j0..]);
+                }
+                for (j, v) in registers(r).iter().enumerate() {
+                    store_full(&mut dst[(j0 + j) * dst_stride + i0..], *v);
+                }
+                continue;
+            }
             for (i, v) in r.iter_mut().enumerate().take(height) {
                 *v = load_lanes(&src[(i0 + i) * src_stride + j0..][..width]);
             }
@@ -164,6 +192,26 @@ fn load_lanes(values: &[f32]) -> std::arch::x86_64::__m512 {
     // SAFETY: the mask enables the first `values.len()` lanes only, which `values` holds;
     // masked-off lanes are neither read nor faulted on.
     unsafe { std::arch::x86_64::_mm512_maskz_loadu_ps(mask, values.as_ptr()) }
+}
+
+/// A register from the first 16 of `values`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn load_full(values: &[f32]) -> std::arch::x86_64::__m512 {
+    let values = &values[..BLOCK];
+    // SAFETY: `values` holds the 16 values read (the slice above is bounds-checked).
+    unsafe { std::arch::x86_64::_mm512_loadu_ps(values.as_ptr()) }
+}
+
+/// Stores a register into the first 16 of `values`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn store_full(values: &mut [f32], v: std::arch::x86_64::__m512) {
+    let values = &mut values[..BLOCK];
+    // SAFETY: `values` holds the 16 values written (the slice above is bounds-checked).
+    unsafe { std::arch::x86_64::_mm512_storeu_ps(values.as_mut_ptr(), v) }
 }
 
 /// Stores the first `values.len() <= 16` lanes of a register into `values`.
@@ -225,8 +273,9 @@ pub(crate) fn into_lines<T: Copy + Default + 'static>(
     into_lines_portable(src, src_stride, count, lines, offset);
 }
 
-/// [`into_lines`] for f32: every block straight between memory and registers, partial
-/// blocks by masked loads and stores.
+/// [`into_lines`] for f32: every block straight between memory and registers, full
+/// blocks by plain loads and stores on cache lines where the source rows and the first
+/// line allow, partial ones by masked loads and stores.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn into_lines_f32(
@@ -236,13 +285,25 @@ fn into_lines_f32(
     lines: &mut [&mut [f32]],
     offset: usize,
 ) {
-    for i0 in (0..count).step_by(BLOCK) {
-        let height = BLOCK.min(count - i0);
-        for (g, group) in lines.chunks_mut(BLOCK).enumerate() {
-            let width = group.len();
+    let Some(first_line) = lines.first() else {
+        return;
+    };
+    let row_lead = lead(first_line[offset..].as_ptr());
+    for (i0, height) in blocks(count, row_lead) {
+        for (j0, width) in blocks(lines.len(), lead(src.as_ptr())) {
+            let group = &mut lines[j0..j0 + width];
             let mut r = [zero(); BLOCK];
+            if height == BLOCK && width == BLOCK {
+                for (i, v) in r.iter_mut().enumerate() {
+                    *v = load_full(&src[(i0 + i) * src_stride + j0..]);
+                }
+                for (line, v) in group.iter_mut().zip(registers(r)) {
+                    store_full(&mut line[offset + i0..], v);
+                }
+                continue;
+            }
             for (i, v) in r.iter_mut().enumerate().take(height) {
-                *v = load_lanes(&src[(i0 + i) * src_stride + g * BLOCK..][..width]);
+                *v = load_lanes(&src[(i0 + i) * src_stride + j0..][..width]);
             }
             for (line, v) in group.iter_mut().zip(registers(r)) {
                 store_lanes(&mut line[offset + i0..][..height], v);
@@ -282,17 +343,24 @@ mod tests {
     fn check<T: Copy + Default + PartialEq + std::fmt::Debug + 'static>(
         value: impl Fn(usize) -> T,
     ) {
-        for (rows, cols) in [(1, 1), (16, 16), (17, 5), (3, 40), (33, 47)] {
+        // Shapes with partial blocks, and slices starting off cache lines (the f32 path
+        // aligns its blocks to them).
+        for ((rows, cols), shift) in [(1, 1), (16, 16), (17, 5), (3, 40), (33, 47), (48, 64)]
+            .into_iter()
+            .flat_map(|shape| [(shape, 0), (shape, 5)])
+        {
             let (src_stride, dst_stride) = (cols + 3, rows + 2);
-            let src: Vec<T> = (0..rows * src_stride).map(&value).collect();
+            let src_values: Vec<T> = (0..shift + rows * src_stride).map(&value).collect();
+            let src = &src_values[shift..];
             // The dispatching entry points (AVX-512 for f32 where the CPU has it) and the
             // portable ones.
             for portable in [false, true] {
-                let mut dst = vec![T::default(); cols * dst_stride];
+                let mut dst_values = vec![T::default(); shift + cols * dst_stride];
+                let dst = &mut dst_values[shift..];
                 if portable {
-                    strided_portable(&src, src_stride, (rows, cols), &mut dst, dst_stride);
+                    strided_portable(src, src_stride, (rows, cols), dst, dst_stride);
                 } else {
-                    strided(&src, src_stride, (rows, cols), &mut dst, dst_stride);
+                    strided(src, src_stride, (rows, cols), dst, dst_stride);
                 }
                 for i in 0..rows {
                     for j in 0..cols {
@@ -303,9 +371,9 @@ mod tests {
                 let mut lines: Vec<Vec<T>> = vec![vec![T::default(); rows + 5]; cols];
                 let mut views: Vec<&mut [T]> = lines.iter_mut().map(Vec::as_mut_slice).collect();
                 if portable {
-                    into_lines_portable(&src, src_stride, rows, &mut views, 5);
+                    into_lines_portable(src, src_stride, rows, &mut views, 5);
                 } else {
-                    into_lines(&src, src_stride, rows, &mut views, 5);
+                    into_lines(src, src_stride, rows, &mut views, 5);
                 }
                 for (j, line) in lines.iter().enumerate() {
                     assert!(line[..5].iter().all(|v| *v == T::default()));
