@@ -1,22 +1,35 @@
-//! Times every plan of a suite layer's direction, one thread:
+//! Times every plan of a suite layer's direction on NHWC and on NCHW data (the filter
+//! HWIO in both), one thread unless told:
 //! `cargo run --release --example plans -- T7-fcn32 [THREADS [PLAN]]`.
 
 use convt::bench::{materialise, median_seconds, suite, with_threads};
 use convt::call::{self, Arg, Tensor};
 use convt::conv::{self, DataPlan, FilterPlan, ForwardPlan};
+use convt::layout::DataFormat;
 use convt::problem::Problem;
+use ndarray::Array4;
 
 /// Whether the optional third argument (a plan name) lets `plan` run.
 fn wanted(plan: &str) -> bool {
     std::env::args().nth(3).is_none_or(|only| only == plan)
 }
 
-fn report(name: &str, p: &Problem, seconds: f64) {
+fn report(name: &str, p: &Problem, [nhwc, nchw]: [f64; 2]) {
     println!(
-        "  {name}: {:.3} ms, {:.1} GFLOP/s",
-        seconds * 1e3,
-        p.flops() / seconds / 1e9
+        "  {name}: NHWC {:.3} ms ({:.1} GFLOP/s), NCHW {:.3} ms ({:.1} GFLOP/s)",
+        nhwc * 1e3,
+        p.flops() / nhwc / 1e9,
+        nchw * 1e3,
+        p.flops() / nchw / 1e9
     );
+}
+
+/// An NHWC array's NCHW copy.
+fn nchw(a: &Array4<f32>) -> Array4<f32> {
+    a.view()
+        .permuted_axes([0, 3, 1, 2])
+        .as_standard_layout()
+        .into_owned()
 }
 
 fn main() {
@@ -48,8 +61,11 @@ fn main() {
             if !wanted(&format!("{plan:?}")) {
                 continue;
             }
-            let s = time(&|| drop(conv::forward_with(plan, &p, x.view(), w.view()).unwrap()));
-            report(&format!("{plan:?}"), &p, s);
+            let run = |format, x: &Array4<f32>| {
+                time(&|| drop(conv::forward_in_with(plan, format, &p, x.view(), w.view()).unwrap()))
+            };
+            let seconds = [run(DataFormat::Nhwc, &x), run(DataFormat::Nchw, &nchw(&x))];
+            report(&format!("{plan:?}"), &p, seconds);
         }
     } else if layer.op == "tf.nn.conv2d_transpose" {
         let (dy, w) = (get("input"), get("filters"));
@@ -66,9 +82,18 @@ fn main() {
             if !wanted(&format!("{plan:?}")) {
                 continue;
             }
-            let s =
-                time(&|| drop(conv::backward_data_with(plan, &p, dy.view(), w.view()).unwrap()));
-            report(&format!("{plan:?}"), &p, s);
+            let run = |format, dy: &Array4<f32>| {
+                time(&|| {
+                    drop(
+                        conv::backward_data_in_with(plan, format, &p, dy.view(), w.view()).unwrap(),
+                    )
+                })
+            };
+            let seconds = [
+                run(DataFormat::Nhwc, &dy),
+                run(DataFormat::Nchw, &nchw(&dy)),
+            ];
+            report(&format!("{plan:?}"), &p, seconds);
         }
     } else {
         let (x, dy) = (get("input"), get("out_backprop"));
@@ -81,9 +106,19 @@ fn main() {
             if !wanted(&format!("{plan:?}")) {
                 continue;
             }
-            let s =
-                time(&|| drop(conv::backward_filter_with(plan, &p, x.view(), dy.view()).unwrap()));
-            report(&format!("{plan:?}"), &p, s);
+            let run = |format, x: &Array4<f32>, dy: &Array4<f32>| {
+                time(&|| {
+                    drop(
+                        conv::backward_filter_in_with(plan, format, &p, x.view(), dy.view())
+                            .unwrap(),
+                    )
+                })
+            };
+            let seconds = [
+                run(DataFormat::Nhwc, &x, &dy),
+                run(DataFormat::Nchw, &nchw(&x), &nchw(&dy)),
+            ];
+            report(&format!("{plan:?}"), &p, seconds);
         }
     }
 }
