@@ -2,7 +2,7 @@
 //!
 //! Data are NHWC, filters HWIO `[kh, kw, in_channels / groups, out_channels]`; the `*_in`
 //! functions take NCHW data too (every plan but the transposed direction's stride-phase
-//! ones and the Winograd filter gradient runs on it as it lies). The framework
+//! ones runs on it as it lies). The framework
 //! fronts ([`crate::tf`], [`crate::torch`], [`crate::onnx`]) call these after building the
 //! problem; call them directly when the problem is already known.
 //!
@@ -210,9 +210,10 @@ pub fn backward_filter_with<T: Element>(
     backward_filter_in_with(plan, DataFormat::Nhwc, p, x, dy)
 }
 
-/// [`backward_filter`] with `x` and `dy` in `format` (the result HWIO). On NCHW data the
-/// im2col and depthwise plans run on the arrays as they lie (columns gathered from the
-/// input planes, `dy`'s channel rows read in place); Winograd's goes through NHWC.
+/// [`backward_filter`] with `x` and `dy` in `format` (the result HWIO). On NCHW data
+/// every plan runs on the arrays as they lie: im2col gathers columns from the input
+/// planes and reads `dy`'s channel rows in place; Winograd's stages the rectangles each
+/// block of tiles reads, channels-last, a block at a time.
 ///
 /// ```
 /// use convt::{conv, layout::DataFormat, problem::{Axis, AxisPadding, Problem, Taps}};
@@ -252,16 +253,8 @@ pub fn backward_filter_in_with<T: Element>(
     let mut dw = try_zeros("filter", p.filter_shape())?;
     let (x_values, dy_values) = (slice(&x), slice(&dy));
     let dw_values = dw.as_slice_mut().unwrap_or_default();
-    if kernels::backward_filter_with(plan, format, p, x_values, dy_values, dw_values) {
-        return Ok(dw);
-    }
-    // The plan has no form for this layout: through NHWC.
-    drop(dw);
-    let (x, dy) = (
-        format.view_as_nhwc(x.view()),
-        format.view_as_nhwc(dy.view()),
-    );
-    backward_filter_with(plan, p, x, dy)
+    kernels::backward_filter_with(plan, format, p, x_values, dy_values, dw_values);
+    Ok(dw)
 }
 
 fn slice<'a, T>(a: &'a ndarray::CowArray<'_, T, ndarray::Ix4>) -> &'a [T] {

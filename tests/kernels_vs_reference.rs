@@ -103,6 +103,16 @@ fn winograd_plans_equal_reference() {
                 max_difference(&got, &expected) < 1e-9,
                 "filter gradient {p:?}"
             );
+            // NCHW data, staged channels-last per block: the same sums in the same order.
+            let nchw = conv::backward_filter_in_with(
+                FilterPlan::Winograd,
+                DataFormat::Nchw,
+                &p,
+                to_nchw(&x).view(),
+                to_nchw(&dy).view(),
+            )
+            .unwrap();
+            assert_eq!(nchw, got, "NCHW filter gradient {p:?}");
             if s == 1 {
                 let expected = reference::forward(&p, x.view(), f.view()).unwrap();
                 let got =
@@ -163,6 +173,41 @@ proptest! {
             prop_assert_eq!(&nchw, &expected, "NCHW {:?}", plan);
         }
     }
+}
+
+/// The Winograd filter gradient over several blocks of tiles, a block ending inside a
+/// tile row of an image, on NHWC and NCHW data (the NCHW staging covers each run of a
+/// block's tiles along a tile row).
+#[test]
+fn winograd_filter_gradient_spans_blocks() {
+    let a = Axis::forward(
+        "h",
+        80,
+        Taps::new(4, 2, 1),
+        AxisPadding::Explicit {
+            before: 1,
+            after: 1,
+        },
+    )
+    .unwrap();
+    // 3 images of 10 x 10 tiles; 64 + 64 channels make blocks of 262 tiles.
+    let p = Problem::new(3, 64, 64, 1, a, a).unwrap();
+    assert_eq!(FilterPlan::choose(&p), FilterPlan::Winograd);
+    let x = ints(p.input_shape(), 3);
+    let dy = ints(p.output_shape(), 4);
+    let expected = reference::backward_filter(&p, x.view(), dy.view()).unwrap();
+    let nhwc = conv::backward_filter_with(FilterPlan::Winograd, &p, x.view(), dy.view()).unwrap();
+    assert!(max_difference(&nhwc, &expected) < 1e-6);
+    let (x, dy) = (to_nchw(&x), to_nchw(&dy));
+    let nchw = conv::backward_filter_in_with(
+        FilterPlan::Winograd,
+        DataFormat::Nchw,
+        &p,
+        x.view(),
+        dy.view(),
+    )
+    .unwrap();
+    assert_eq!(nchw, nhwc);
 }
 
 /// Sizes that straddle the kernels' tiles: many pixels and channels, so forward and

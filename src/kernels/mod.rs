@@ -1,9 +1,9 @@
 //! Fast kernels for the three directions of a [`Problem`], on data in NHWC or NCHW
 //! (filters HWIO): they know index arithmetic and memory layouts, not frameworks. NCHW
-//! data runs as it lies in every plan but the transposed direction's stride phases and
-//! the Winograd filter gradient: tiles, columns and windows are gathered from the channel
-//! planes, and results reach each channel's lines by blocked transposes inside the tasks,
-//! never by a whole-tensor copy.
+//! data runs as it lies in every plan but the transposed direction's stride phases:
+//! tiles, columns and windows are gathered from the channel planes (the Winograd filter
+//! gradient stages each block's rectangles), and results reach each channel's lines by
+//! blocked transposes inside the tasks, never by a whole-tensor copy.
 //!
 //! - forward: im2col of a tile of output pixels + GEMM per group (a 1x1, stride-1,
 //!   unpadded convolution is one plain GEMM straight from the input), or Winograd's
@@ -1431,10 +1431,7 @@ fn filter_form(p: &Problem) -> Option<winograd_filter::Form> {
 }
 
 /// `dw` (HWIO) from `x` and `dy` in `format` with a given plan. `dw` must be
-/// zero-filled, of length `KH*KW*Cg*Cout`. Returns false, having written nothing, for
-/// NCHW data when the plan is [`FilterPlan::Winograd`] and the problem has its form,
-/// which has no NCHW version (before any scan of the values); NHWC calls always run.
-#[must_use]
+/// zero-filled, of length `KH*KW*Cg*Cout`.
 pub fn backward_filter_with<T: Element>(
     plan: FilterPlan,
     format: DataFormat,
@@ -1442,24 +1439,19 @@ pub fn backward_filter_with<T: Element>(
     x: &[T],
     dy: &[T],
     dw: &mut [T],
-) -> bool {
+) {
     if plan == FilterPlan::Depthwise && depthwise::applies(p) {
-        depthwise::backward_filter(p, format, x, dy, dw);
-        return true;
+        return depthwise::backward_filter(p, format, x, dy, dw);
     }
-    // The form first: the finiteness scans read both arrays whole.
     let form = (plan == FilterPlan::Winograd)
         .then(|| filter_form(p))
-        .flatten();
-    if form.is_some() && format == DataFormat::Nchw {
-        return false;
-    }
-    match (form.filter(|_| all_finite(x) && all_finite(dy)), format) {
-        (Some(form), _) => winograd_filter::gradient(&form, p, x, dy, dw),
+        .flatten()
+        .filter(|_| all_finite(x) && all_finite(dy));
+    match (form, format) {
+        (Some(form), _) => winograd_filter::gradient(&form, p, format, x, dy, dw),
         (None, DataFormat::Nhwc) => backward_filter_im2col(p, x, dy, dw),
         (None, DataFormat::Nchw) => backward_filter_im2col_nchw(p, x, dy, dw),
     }
-    true
 }
 
 /// Pixels of one im2col block of the filter gradient: each GEMM accumulates this many

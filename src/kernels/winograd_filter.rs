@@ -8,10 +8,15 @@
 //! `r^2 m^2`. The products of all tiles add up in the transformed domain, so they are
 //! `alpha^2` GEMMs per phase over (input channel) x (tiles) x (output channel), and the
 //! output transform runs once at the end.
+//!
+//! NCHW data is read through a staging buffer per block of tiles: the rectangles of `x`
+//! and `dy` the block's tiles touch, copied channels-last by blocked transposes.
 
 use super::gemm::{gemm, Mat, MatMut};
+use super::transpose;
 use super::winograd::{sparse_rows, Transforms, MAX_ALPHA};
 use crate::element::Element;
+use crate::layout::DataFormat;
 use crate::problem::Problem;
 use rayon::prelude::*;
 
@@ -39,13 +44,26 @@ impl Form {
         (BLOCK_ELEMENTS / self.per_tile(p).max(1)).max(MIN_BLOCK_TILES)
     }
 
-    /// Elements of workspace: a block's transformed tiles and the summed products.
+    /// Elements of workspace: a block's transformed tiles, its NCHW staging and the
+    /// summed products.
     pub(crate) fn workspace(&self, p: &Problem) -> usize {
         let phases = p.height.stride * p.width.stride;
         let products = phases * self.tr.alpha.pow(2) * p.in_channels * p.out_channels;
-        self.block_tiles(p)
+        let block = self.block_tiles(p);
+        block
             .saturating_mul(self.per_tile(p))
+            .saturating_add(self.staging(p, block))
             .saturating_add(products)
+    }
+
+    /// At most how many elements the NCHW staging of `tiles` tiles takes: per run of
+    /// tiles along a tile row, `s * alpha` rows of `x` over the run's columns plus the
+    /// windows' overhang, and `m` rows of `dy`.
+    fn staging(&self, p: &Problem, tiles: usize) -> usize {
+        let (s, m, alpha) = (p.height.stride, self.tr.r, self.tr.alpha);
+        let runs = tiles.min(tiles.div_ceil(p.width.output.div_ceil(m).max(1)) + 1);
+        let x_columns = s * m * tiles + runs * s * alpha;
+        s * alpha * x_columns * p.in_channels + m * m * tiles * p.out_channels
     }
 
     /// Estimated time relative to the direct products: the `alpha^2` products per tile
@@ -85,8 +103,15 @@ pub(crate) fn form(p: &Problem) -> Option<Form> {
     })
 }
 
-/// `dw` (HWIO, zero-filled) from `x` and `dy`, for a problem with a [`form`].
-pub(crate) fn gradient<T: Element>(form: &Form, p: &Problem, x: &[T], dy: &[T], dw: &mut [T]) {
+/// `dw` (HWIO, zero-filled) from `x` and `dy` in `format`, for a problem with a [`form`].
+pub(crate) fn gradient<T: Element>(
+    form: &Form,
+    p: &Problem,
+    format: DataFormat,
+    x: &[T],
+    dy: &[T],
+    dw: &mut [T],
+) {
     let (h, w) = (p.height, p.width);
     let (cin, cout, s) = (p.in_channels, p.out_channels, h.stride);
     let (r, m, alpha) = (form.tr.m, form.tr.r, form.tr.alpha);
@@ -101,11 +126,24 @@ pub(crate) fn gradient<T: Element>(form: &Form, p: &Problem, x: &[T], dy: &[T], 
     let mut u = vec![T::zero(); s * s * planes * cin * cout];
     let mut dy_hat = Vec::new();
     let mut x_hat = Vec::new();
+    let mut staging = Staging::default();
     let all_tiles = p.batch * per_image;
     // Tile `t` of the batch: image, tile row, tile column.
     let place = |t: usize| (t / per_image, t % per_image / tiles_w, t % tiles_w);
     for first in (0..all_tiles).step_by(block) {
         let tiles = block.min(all_tiles - first);
+        if format == DataFormat::Nchw {
+            staging.fill(form, p, (first, tiles), x, dy);
+        }
+        // Pixel `(ih, iw)` of image `n` of `x` (`dy`) as seen by block tile `tile`.
+        let x_pixel = |tile: usize, n: usize, ih: usize, iw: usize| match format {
+            DataFormat::Nhwc => &x[((n * h.input + ih) * w.input + iw) * cin..][..cin],
+            DataFormat::Nchw => staging.x_pixel(tile, ih, iw, cin),
+        };
+        let dy_pixel = |tile: usize, n: usize, oh: usize, ow: usize| match format {
+            DataFormat::Nhwc => &dy[((n * h.output + oh) * w.output + ow) * cout..][..cout],
+            DataFormat::Nchw => staging.dy_pixel(tile, oh, ow, cout),
+        };
         // dy_hat[plane][tile][co] = (G dy_tile G^T)[plane], dy zero past the output.
         // (Every element is written: buffers grow once and are reused from block to block.)
         grow(&mut dy_hat, planes * tiles * cout);
@@ -115,8 +153,7 @@ pub(crate) fn gradient<T: Element>(form: &Form, p: &Problem, x: &[T], dy: &[T], 
         transform_tiles(dy_hat, tiles, cout, &g, m, |tile, a, b| {
             let (n, th, tw) = place(first + tile);
             let (oh, ow) = (th * m + a, tw * m + b);
-            (oh < h.output && ow < w.output)
-                .then(|| &dy[((n * h.output + oh) * w.output + ow) * cout..][..cout])
+            (oh < h.output && ow < w.output).then(|| dy_pixel(tile, n, oh, ow))
         });
         // x_hat[phase][plane][tile][ci] = (BT window BT^T)[plane] of the phase's input.
         for (phase, out) in x_hat.chunks_mut(planes * tiles * cin).enumerate() {
@@ -125,8 +162,7 @@ pub(crate) fn gradient<T: Element>(form: &Form, p: &Problem, x: &[T], dy: &[T], 
                 let (n, th, tw) = place(first + tile);
                 let ih = (s * (th * m + a) + ph).checked_sub(h.pad_before)?;
                 let iw = (s * (tw * m + b) + pw).checked_sub(w.pad_before)?;
-                (ih < h.input && iw < w.input)
-                    .then(|| &x[((n * h.input + ih) * w.input + iw) * cin..][..cin])
+                (ih < h.input && iw < w.input).then(|| x_pixel(tile, n, ih, iw))
             });
         }
         // u[phase][plane] += x_hat[phase][plane]^T dy_hat[plane], one GEMM per pair.
@@ -179,6 +215,162 @@ pub(crate) fn gradient<T: Element>(form: &Form, p: &Problem, x: &[T], dy: &[T], 
             }
             out.copy_from_slice(&crate::layout::transpose(&sum, cout, cin));
         });
+}
+
+/// A rectangle of one image's pixels, staged channels-last: rows `row0..row0 + rows`,
+/// columns `col0..col0 + cols`, from element `base` of a staging buffer.
+#[derive(Debug, Clone, Copy, Default)]
+struct Region {
+    image: usize,
+    row0: usize,
+    rows: usize,
+    col0: usize,
+    cols: usize,
+    base: usize,
+}
+
+impl Region {
+    /// The part of rows `rows` and columns `cols` inside a `height x width` image.
+    fn clipped(
+        image: usize,
+        rows: (usize, usize),
+        cols: (usize, usize),
+        (height, width): (usize, usize),
+    ) -> Region {
+        let (row0, col0) = (rows.0.min(height), cols.0.min(width));
+        Region {
+            image,
+            row0,
+            rows: rows.1.min(height).saturating_sub(row0),
+            col0,
+            cols: cols.1.min(width).saturating_sub(col0),
+            base: 0,
+        }
+    }
+
+    /// Where pixel `(row, col)` (inside the region) starts in the staging buffer.
+    fn at(&self, (row, col): (usize, usize), channels: usize) -> usize {
+        debug_assert!(row - self.row0 < self.rows && col - self.col0 < self.cols);
+        self.base + ((row - self.row0) * self.cols + col - self.col0) * channels
+    }
+
+    /// Copies the region out of NCHW `planes` (`channels` planes of `height x width` per
+    /// image) into `dst`, channels-last.
+    fn stage<T: Element>(
+        &self,
+        planes: &[T],
+        (channels, height, width): (usize, usize, usize),
+        dst: &mut [T],
+    ) {
+        let plane = height * width;
+        if self.cols == width {
+            // Whole rows: one run of each plane.
+            let start = (self.image * channels * height + self.row0) * width;
+            let pixels = self.rows * width;
+            transpose::strided(&planes[start..], plane, (channels, pixels), dst, channels);
+            return;
+        }
+        for (row, out) in dst.chunks_mut((self.cols * channels).max(1)).enumerate() {
+            let start = (self.image * channels * height + self.row0 + row) * width + self.col0;
+            transpose::strided(
+                &planes[start..],
+                plane,
+                (channels, self.cols),
+                out,
+                channels,
+            );
+        }
+    }
+}
+
+/// The staged `x` and `dy` of one block of tiles of NCHW data: per run of tiles along a
+/// tile row, the rectangles its windows read.
+#[derive(Default)]
+struct Staging<T> {
+    x: Vec<T>,
+    dy: Vec<T>,
+    /// Per run: its `x` and `dy` regions.
+    runs: Vec<(Region, Region)>,
+    /// Per tile of the block: its run.
+    run_of_tile: Vec<usize>,
+}
+
+impl<T: Element> Staging<T> {
+    /// Stages tiles `first..first + tiles` of the batch.
+    fn fill(
+        &mut self,
+        form: &Form,
+        p: &Problem,
+        (first, tiles): (usize, usize),
+        x: &[T],
+        dy: &[T],
+    ) {
+        let (h, w) = (p.height, p.width);
+        let (s, m, alpha) = (h.stride, form.tr.r, form.tr.alpha);
+        let tiles_w = w.output.div_ceil(m);
+        let per_image = h.output.div_ceil(m) * tiles_w;
+        self.runs.clear();
+        self.run_of_tile.clear();
+        let (mut x_len, mut dy_len) = (0, 0);
+        let mut tile = first;
+        while tile < first + tiles {
+            let (n, th, tw) = (tile / per_image, tile % per_image / tiles_w, tile % tiles_w);
+            let end = (first + tiles).min(tile - tw + tiles_w);
+            let tw_end = tw + (end - tile);
+            // Phase input rows s*(th*m + a) + ph - pad for a < alpha, ph < s; likewise
+            // columns over the run's tiles.
+            let window = |t: usize, t_end: usize, pad: usize| {
+                let from = (s * m * t).saturating_sub(pad);
+                (from, (s * (m * (t_end - 1) + alpha)).saturating_sub(pad))
+            };
+            let mut xr = Region::clipped(
+                n,
+                window(th, th + 1, h.pad_before),
+                window(tw, tw_end, w.pad_before),
+                (h.input, w.input),
+            );
+            let mut dyr = Region::clipped(
+                n,
+                (th * m, th * m + m),
+                (tw * m, tw_end * m),
+                (h.output, w.output),
+            );
+            (xr.base, dyr.base) = (x_len, dy_len);
+            x_len += xr.rows * xr.cols * p.in_channels;
+            dy_len += dyr.rows * dyr.cols * p.out_channels;
+            self.run_of_tile
+                .extend(std::iter::repeat_n(self.runs.len(), end - tile));
+            self.runs.push((xr, dyr));
+            tile = end;
+        }
+        grow(&mut self.x, x_len);
+        grow(&mut self.dy, dy_len);
+        // Each run's regions, staged in parallel into their own parts of the buffers.
+        let mut jobs = Vec::with_capacity(self.runs.len());
+        let (mut x_rest, mut dy_rest) = (&mut self.x[..x_len], &mut self.dy[..dy_len]);
+        for (xr, dyr) in &self.runs {
+            let (x_part, x_tail) = x_rest.split_at_mut(xr.rows * xr.cols * p.in_channels);
+            let (dy_part, dy_tail) = dy_rest.split_at_mut(dyr.rows * dyr.cols * p.out_channels);
+            (x_rest, dy_rest) = (x_tail, dy_tail);
+            jobs.push((xr, x_part, dyr, dy_part));
+        }
+        jobs.into_par_iter().for_each(|(xr, x_part, dyr, dy_part)| {
+            xr.stage(x, (p.in_channels, h.input, w.input), x_part);
+            dyr.stage(dy, (p.out_channels, h.output, w.output), dy_part);
+        });
+    }
+
+    /// Pixel `(ih, iw)` of `x` as block tile `tile` reads it.
+    fn x_pixel(&self, tile: usize, ih: usize, iw: usize, channels: usize) -> &[T] {
+        let region = self.runs[self.run_of_tile[tile]].0;
+        &self.x[region.at((ih, iw), channels)..][..channels]
+    }
+
+    /// Pixel `(oh, ow)` of `dy` as block tile `tile` reads it.
+    fn dy_pixel(&self, tile: usize, oh: usize, ow: usize, channels: usize) -> &[T] {
+        let region = self.runs[self.run_of_tile[tile]].1;
+        &self.dy[region.at((oh, ow), channels)..][..channels]
+    }
 }
 
 /// Makes `buffer` at least `len` long.
