@@ -989,105 +989,109 @@ fn backward_data_col2im<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]
         }
         tap_starts.push(width_taps.len());
     }
-    dx.par_chunks_mut(h.input * wd.input * cin)
+    // One task per (image, band), so that each thread's scratch is made (and zero-filled)
+    // once per call rather than once per image.
+    let tasks: Vec<(usize, usize, &mut [T])> = dx
+        .chunks_mut(h.input * wd.input * cin)
         .enumerate()
-        .with_min_len(min_items(p, p.batch))
-        .for_each(|(n, dx_image)| {
+        .flat_map(|(n, dx_image)| {
+            let bands = dx_image.chunks_mut(band * wd.input * cin).enumerate();
+            bands.map(move |(b, dx_band)| (n, b, dx_band))
+        })
+        .collect();
+    let count = tasks.len();
+    tasks
+        .into_par_iter()
+        .with_min_len(min_items(p, count))
+        .for_each_init(Vec::new, |z, (n, b, dx_band)| {
             let dy_image = &dy[n * pixels * cout..(n + 1) * pixels * cout];
-            dx_image
-                .par_chunks_mut(band * wd.input * cin)
-                .enumerate()
-                .with_min_len(min_items(p, p.batch * h.input.div_ceil(band)))
-                .for_each_init(Vec::new, |z, (b, dx_band)| {
-                    let ih_lo = b * band;
-                    let ih_hi = ih_lo + dx_band.len() / (wd.input * cin);
-                    // dy rows whose taps reach the band.
-                    let reach = (ih_lo + h.pad_before).saturating_sub((h.kernel - 1) * h.dilation);
-                    let oh_lo = reach.div_ceil(h.stride);
-                    let oh_hi = ((ih_hi - 1 + h.pad_before) / h.stride + 1).min(h.output);
-                    if oh_lo >= oh_hi {
-                        return;
-                    }
-                    let rows = (oh_hi - oh_lo) * wd.output;
-                    // Scratch reused from band to band: the GEMM overwrites what it uses.
-                    if z.len() < rows * zdim {
-                        z.resize(rows * zdim, T::zero());
-                    }
-                    let z = &mut z[..rows * zdim];
-                    for g in 0..p.groups {
-                        // Z[(oh, ow), (kh, kw, ci)] = sum_m dy[n, oh, ow, g*Og + m] * w[kh, kw, ci, g*Og + m].
-                        let lhs = Mat {
-                            data: &dy_image[oh_lo * wd.output * cout + g * og..],
-                            rows,
-                            cols: og,
-                            row_stride: cout,
-                            col_stride: 1,
+            let ih_lo = b * band;
+            let ih_hi = ih_lo + dx_band.len() / (wd.input * cin);
+            // dy rows whose taps reach the band.
+            let reach = (ih_lo + h.pad_before).saturating_sub((h.kernel - 1) * h.dilation);
+            let oh_lo = reach.div_ceil(h.stride);
+            let oh_hi = ((ih_hi - 1 + h.pad_before) / h.stride + 1).min(h.output);
+            if oh_lo >= oh_hi {
+                return;
+            }
+            let rows = (oh_hi - oh_lo) * wd.output;
+            // Scratch reused from band to band: the GEMM overwrites what it uses.
+            if z.len() < rows * zdim {
+                z.resize(rows * zdim, T::zero());
+            }
+            let z = &mut z[..rows * zdim];
+            for g in 0..p.groups {
+                // Z[(oh, ow), (kh, kw, ci)] = sum_m dy[n, oh, ow, g*Og + m] * w[kh, kw, ci, g*Og + m].
+                let lhs = Mat {
+                    data: &dy_image[oh_lo * wd.output * cout + g * og..],
+                    rows,
+                    cols: og,
+                    row_stride: cout,
+                    col_stride: 1,
+                };
+                let rhs = match &filter_t {
+                    Some(filter_t) => Mat {
+                        data: filter_t,
+                        rows: og,
+                        cols: zdim,
+                        row_stride: zdim,
+                        col_stride: 1,
+                    },
+                    None => Mat {
+                        data: &w[g * og..],
+                        rows: og,
+                        cols: zdim,
+                        row_stride: 1,
+                        col_stride: cout,
+                    },
+                };
+                gemm(
+                    MatMut {
+                        data: &mut *z,
+                        rows,
+                        cols: zdim,
+                        row_stride: zdim,
+                        col_stride: 1,
+                    },
+                    false,
+                    lhs,
+                    rhs,
+                );
+                // Each output position gathers the taps that land on it, in a fixed
+                // order (kh, then kw). Width taps depend on the column only:
+                // offsets `ow * zdim + kw * cg` into a Z row block.
+                let mut bases = Vec::with_capacity(h.kernel);
+                for ih in ih_lo..ih_hi {
+                    let hpos = ih + h.pad_before;
+                    bases.clear();
+                    for kh in 0..h.kernel {
+                        let Some(off) = hpos.checked_sub(kh * h.dilation) else {
+                            break;
                         };
-                        let rhs = match &filter_t {
-                            Some(filter_t) => Mat {
-                                data: filter_t,
-                                rows: og,
-                                cols: zdim,
-                                row_stride: zdim,
-                                col_stride: 1,
-                            },
-                            None => Mat {
-                                data: &w[g * og..],
-                                rows: og,
-                                cols: zdim,
-                                row_stride: 1,
-                                col_stride: cout,
-                            },
-                        };
-                        gemm(
-                            MatMut {
-                                data: &mut *z,
-                                rows,
-                                cols: zdim,
-                                row_stride: zdim,
-                                col_stride: 1,
-                            },
-                            false,
-                            lhs,
-                            rhs,
-                        );
-                        // Each output position gathers the taps that land on it, in a fixed
-                        // order (kh, then kw). Width taps depend on the column only:
-                        // offsets `ow * zdim + kw * cg` into a Z row block.
-                        let mut bases = Vec::with_capacity(h.kernel);
-                        for ih in ih_lo..ih_hi {
-                            let hpos = ih + h.pad_before;
-                            bases.clear();
-                            for kh in 0..h.kernel {
-                                let Some(off) = hpos.checked_sub(kh * h.dilation) else {
-                                    break;
-                                };
-                                if off % h.stride == 0 && off / h.stride < oh_hi {
-                                    bases.push(
-                                        (off / h.stride - oh_lo) * wd.output * zdim
-                                            + kh * wd.kernel * cg,
-                                    );
-                                }
-                            }
-                            let line = &mut dx_band[(ih - ih_lo) * wd.input * cin..];
-                            let line = &mut line[..wd.input * cin];
-                            let row = LineTaps {
-                                z,
-                                bases: &bases,
-                                width_taps: &width_taps,
-                                tap_starts: &tap_starts,
-                            };
-                            if gather_row(&mut line[g * cg..], cin, cg, &row) {
-                                continue;
-                            }
-                            for iw in 0..wd.input {
-                                let out = &mut line[iw * cin + g * cg..][..cg];
-                                let taps = &width_taps[tap_starts[iw]..tap_starts[iw + 1]];
-                                gather_taps(out, z, &bases, taps);
-                            }
+                        if off % h.stride == 0 && off / h.stride < oh_hi {
+                            bases.push(
+                                (off / h.stride - oh_lo) * wd.output * zdim + kh * wd.kernel * cg,
+                            );
                         }
                     }
-                });
+                    let line = &mut dx_band[(ih - ih_lo) * wd.input * cin..];
+                    let line = &mut line[..wd.input * cin];
+                    let row = LineTaps {
+                        z,
+                        bases: &bases,
+                        width_taps: &width_taps,
+                        tap_starts: &tap_starts,
+                    };
+                    if gather_row(&mut line[g * cg..], cin, cg, &row) {
+                        continue;
+                    }
+                    for iw in 0..wd.input {
+                        let out = &mut line[iw * cin + g * cg..][..cg];
+                        let taps = &width_taps[tap_starts[iw]..tap_starts[iw + 1]];
+                        gather_taps(out, z, &bases, taps);
+                    }
+                }
+            }
         });
 }
 
@@ -1310,12 +1314,23 @@ fn gather_row<T: Element>(
                 return;
             };
             let mut acc = *out;
-            for &base in bases {
-                for &tap in &width_taps[ends[0]..ends[1]] {
-                    if let Some(src) = z[base + tap..].first_chunk::<N>() {
-                        for i in 0..N {
-                            acc[i] += src[i];
-                        }
+            let mut add = |at: usize| {
+                if let Some(src) = z[at..].first_chunk::<N>() {
+                    for i in 0..N {
+                        acc[i] += src[i];
+                    }
+                }
+            };
+            let taps = &width_taps[ends[0]..ends[1]];
+            if let (&[b0, b1], &[t0, t1]) = (bases, taps) {
+                // Two taps each way (kernel 4, stride 2: DCGAN), unrolled.
+                [b0 + t0, b0 + t1, b1 + t0, b1 + t1]
+                    .into_iter()
+                    .for_each(add);
+            } else {
+                for &base in bases {
+                    for &tap in taps {
+                        add(base + tap);
                     }
                 }
             }
