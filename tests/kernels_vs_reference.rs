@@ -416,6 +416,9 @@ fn depthwise_plans_equal_reference() {
         (9, 3, 2, 2, 2, 5, 3),
         (5, 7, 1, 1, 1, 4, 1),
         (20, 5, 3, 1, 0, 33, 1),
+        // NCHW by blocks of 64 input channels: several blocks, the last partial.
+        (10, 3, 2, 1, 1, 130, 2),
+        (7, 3, 1, 1, 1, 70, 1),
     ] {
         let padding = AxisPadding::Explicit {
             before: pad,

@@ -1,11 +1,12 @@
 //! Direct kernels for depthwise convolutions (one input channel per group, `m >= 1`
 //! output channels each: MobileNet's 3x3 layers, depthwise upsampling), where im2col
 //! would run one GEMM of a single column block per group. Plain loops over the taps,
-//! vectorised over channels (NHWC) or along output lines (NCHW); every output element is
-//! summed by one task in the fixed tap order `(kh, kw)`, so results do not depend on the
-//! thread count.
+//! vectorised over channels; NCHW data runs the same loops by tasks of (image, 64 input
+//! channels) copied channels-last and back by blocked transposes, except the filter
+//! gradient, which sums along the lines. Every output element is summed by one task in
+//! the fixed tap order `(kh, kw)`, so results do not depend on the thread count.
 
-use super::{element_strides, input_pos, min_items, sum_in_partials, tap_range};
+use super::{element_strides, input_pos, min_items, sum_in_partials, tap_range, transpose};
 use crate::element::Element;
 use crate::layout::DataFormat;
 use crate::problem::Problem;
@@ -100,49 +101,111 @@ pub(crate) fn forward<T: Element>(p: &Problem, format: DataFormat, x: &[T], w: &
                 });
         }
         DataFormat::Nchw => {
-            let (in_plane, out_plane) = (h.input * wd.input, h.output * line);
-            y.par_chunks_mut(out_plane)
-                .enumerate()
-                .with_min_len(min_items(p, p.batch * cout))
-                .for_each(|(index, y_plane)| {
-                    vectorised(
-                        #[inline(always)]
-                        || {
-                            let (n, co) = (index / cout, index % cout);
-                            let x_plane = &x[(n * cin + co / og) * in_plane..][..in_plane];
-                            for (oh, y_line) in y_plane.chunks_mut(line).enumerate() {
-                                for kh in 0..h.kernel {
-                                    let ih = input_pos(oh, kh, h.stride, h.dilation, h.pad_before);
-                                    if ih < 0 || ih as usize >= h.input {
-                                        continue;
-                                    }
-                                    let x_line = &x_plane[ih as usize * wd.input..][..wd.input];
-                                    for kw in 0..wd.kernel {
-                                        let tap = w[(kh * wd.kernel + kw) * cout + co];
-                                        let (lo, hi) = tap_range(wd, kw);
-                                        if lo >= hi {
-                                            continue;
-                                        }
-                                        let iw0 = lo * wd.stride + kw * wd.dilation - wd.pad_before;
-                                        let outs = &mut y_line[lo..hi];
-                                        if wd.stride == 1 {
-                                            for (out, &v) in outs.iter_mut().zip(&x_line[iw0..]) {
-                                                *out += tap * v;
-                                            }
-                                        } else {
-                                            let inputs = x_line[iw0..].iter().step_by(wd.stride);
-                                            for (out, &v) in outs.iter_mut().zip(inputs) {
-                                                *out += tap * v;
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                        },
-                    )
-                });
+            let (in_plane, out_plane) = (h.input * wd.input, h.output * wd.output);
+            by_channel_blocks(
+                p,
+                Planes {
+                    values: x,
+                    per_input: 1,
+                    plane: in_plane,
+                },
+                Planes {
+                    values: y,
+                    per_input: og,
+                    plane: out_plane,
+                },
+                |sub, x_block, c0, y_block| {
+                    let w_block = filter_block(p, w, c0, sub.in_channels);
+                    forward(sub, DataFormat::Nhwc, x_block, &w_block, y_block);
+                },
+            );
         }
     }
+}
+
+/// Input channels one NCHW task of [`by_channel_blocks`] takes: 64, a whole block of the
+/// NHWC loops' registers.
+const NCHW_BLOCK: usize = 64;
+
+/// One NCHW array of [`by_channel_blocks`]: `channels` planes of `plane` values per image,
+/// `per_input` of them per input channel of the problem (1 for the input's side, the
+/// channel multiplier for the output's).
+struct Planes<A> {
+    values: A,
+    per_input: usize,
+    plane: usize,
+}
+
+/// Runs a depthwise problem on NCHW data by tasks of (image, block of input channels):
+/// each task copies its planes of `source` channels-last into a buffer by blocked
+/// transposes, lets `run(sub, source_block, first_channel, result_block)` compute the
+/// block as a one-image NHWC problem `sub` of its channels, and transposes the result
+/// into its planes of `result`. Each block is [`NCHW_BLOCK`] input channels, the
+/// channel multiplier's planes of the output side with them.
+fn by_channel_blocks<T: Element>(
+    p: &Problem,
+    source: Planes<&[T]>,
+    result: Planes<&mut [T]>,
+    run: impl Fn(&Problem, &[T], usize, &mut [T]) + Sync,
+) {
+    let block = NCHW_BLOCK.min(p.in_channels).max(1);
+    let (per_in, plane) = (result.per_input, result.plane);
+    if result.values.is_empty() || plane == 0 || per_in == 0 {
+        return;
+    }
+    let tasks: Vec<(usize, usize, &mut [T])> = result
+        .values
+        .chunks_mut(p.in_channels * per_in * plane)
+        .enumerate()
+        .flat_map(|(n, image)| {
+            let blocks = image.chunks_mut(block * per_in * plane).enumerate();
+            blocks.map(move |(b, out)| (n, b * block, out))
+        })
+        .collect();
+    let count = tasks.len();
+    tasks
+        .into_par_iter()
+        .with_min_len(min_items(p, count))
+        .for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(source_block, result_block), (n, c0, out)| {
+                let channels = out.len() / (per_in * plane);
+                let sub = Problem {
+                    batch: 1,
+                    in_channels: channels,
+                    out_channels: channels * p.out_per_group(),
+                    groups: channels,
+                    ..*p
+                };
+                // (The source block is overwritten whole; the result starts from zeros.)
+                let rows = source.per_input * channels;
+                source_block.resize(source.plane * rows, T::zero());
+                let first = (n * p.in_channels + c0) * source.per_input * source.plane;
+                let planes = &source.values[first..];
+                transpose::strided(
+                    planes,
+                    source.plane,
+                    (rows, source.plane),
+                    source_block,
+                    rows,
+                );
+                result_block.clear();
+                result_block.resize(out.len(), T::zero());
+                run(&sub, &source_block[..source.plane * rows], c0, result_block);
+                let cols = per_in * channels;
+                transpose::strided(result_block, cols, (plane, cols), out, plane);
+            },
+        );
+}
+
+/// Columns `c0 * og ..` of an HWIO depthwise filter (`[kh][kw][1][cout]`) for `channels`
+/// input channels: the filter of a block's sub-problem.
+fn filter_block<T: Element>(p: &Problem, w: &[T], c0: usize, channels: usize) -> Vec<T> {
+    let og = p.out_per_group();
+    let columns = c0 * og..(c0 + channels) * og;
+    w.chunks(p.out_channels.max(1))
+        .flat_map(|tap| tap[columns.clone()].iter().copied())
+        .collect()
 }
 
 /// Runs `f` compiled for AVX-512 and FMA where the CPU has them (the loops above are
@@ -298,72 +361,23 @@ pub(crate) fn backward_data<T: Element>(
                     )
                 });
         }
-        DataFormat::Nchw => {
-            let (in_plane, out_plane) = (h.input * line, h.output * wd.output);
-            let s = wd.stride;
-            dx.par_chunks_mut(in_plane)
-                .enumerate()
-                .with_min_len(min_items(p, p.batch * cin))
-                .for_each_init(Vec::new, |phase, (index, dx_plane)| {
-                    vectorised(
-                        #[inline(always)]
-                        || {
-                            let (n, ci) = (index / cin, index % cin);
-                            let plane = |co: usize| &dy[(n * cout + co) * out_plane..][..out_plane];
-                            // Adds into `buf` (dx columns r, r + s, ... of line `ih`) every
-                            // tap that reaches them, in (kh, kw) order, along contiguous
-                            // runs of dy: column r + s*t reads dy column t + offset.
-                            let sum_phase = |buf: &mut [T], ih: usize, r: usize| {
-                                for kh in 0..h.kernel {
-                                    let Some(oh) = source(h, ih, kh) else {
-                                        continue;
-                                    };
-                                    for kw in 0..wd.kernel {
-                                        let reach = (r + wd.pad_before) as isize
-                                            - (kw * wd.dilation) as isize;
-                                        if reach.rem_euclid(s as isize) != 0 {
-                                            continue;
-                                        }
-                                        let offset = reach.div_euclid(s as isize);
-                                        let t_lo = (-offset).max(0) as usize;
-                                        let t_hi = (wd.output as isize - offset)
-                                            .clamp(0, buf.len() as isize)
-                                            as usize;
-                                        if t_lo >= t_hi {
-                                            continue;
-                                        }
-                                        let first = (t_lo as isize + offset) as usize;
-                                        for co in ci * og..(ci + 1) * og {
-                                            let tap = w[(kh * wd.kernel + kw) * cout + co];
-                                            let dy_line =
-                                                &plane(co)[oh * wd.output + first..][..t_hi - t_lo];
-                                            for (o, &g) in buf[t_lo..t_hi].iter_mut().zip(dy_line) {
-                                                *o += g * tap;
-                                            }
-                                        }
-                                    }
-                                }
-                            };
-                            for (ih, dx_line) in dx_plane.chunks_mut(line).enumerate() {
-                                if s == 1 {
-                                    sum_phase(dx_line, ih, 0);
-                                    continue;
-                                }
-                                // Each width phase in a buffer, written to its columns once.
-                                for r in 0..s.min(wd.input) {
-                                    phase.clear();
-                                    phase.resize((wd.input - r).div_ceil(s), T::zero());
-                                    sum_phase(phase, ih, r);
-                                    let columns = dx_line[r..].iter_mut().step_by(s);
-                                    for (d, &v) in columns.zip(phase.iter()) {
-                                        *d = v;
-                                    }
-                                }
-                            }
-                        },
-                    )
-                });
-        }
+        DataFormat::Nchw => by_channel_blocks(
+            p,
+            Planes {
+                values: dy,
+                per_input: og,
+                plane: h.output * wd.output,
+            },
+            Planes {
+                values: dx,
+                per_input: 1,
+                plane: h.input * wd.input,
+            },
+            |sub, dy_block, c0, dx_block| {
+                let w_block = filter_block(p, w, c0, sub.in_channels);
+                backward_data(sub, DataFormat::Nhwc, dy_block, &w_block, dx_block);
+            },
+        ),
     }
 }
 
