@@ -25,102 +25,78 @@ pub(crate) fn forward<T: Element>(p: &Problem, format: DataFormat, x: &[T], w: &
     if y.is_empty() || cout == 0 {
         return;
     }
+    if format == DataFormat::Nchw {
+        let x = Planes::new(x, 1, h.input * wd.input);
+        let y = Planes::new(y, og, h.output * wd.output);
+        return by_channel_blocks(p, w, x, y, |sub, x_block, w_block, y_block| {
+            forward(sub, DataFormat::Nhwc, x_block, w_block, y_block)
+        });
+    }
     let line = wd.output.max(1);
-    match format {
-        DataFormat::Nhwc => {
-            let rows = p.batch * h.output;
-            y.par_chunks_mut(line * cout)
-                .enumerate()
-                .with_min_len(min_items(p, rows))
-                .for_each(|(row, y_row)| {
-                    vectorised(
-                        #[inline(always)]
-                        || {
-                            let (n, oh) = (row / h.output, row % h.output);
-                            // The input rows this output row reads, by height tap.
-                            let x_rows: Vec<(usize, &[T])> = (0..h.kernel)
-                                .filter_map(|kh| {
-                                    let ih = input_pos(oh, kh, h.stride, h.dilation, h.pad_before);
-                                    let ih = usize::try_from(ih).ok().filter(|&ih| ih < h.input)?;
-                                    Some((kh, &x[(n * h.input + ih) * wd.input * cin..]))
-                                })
-                                .collect();
-                            for (ow, out) in y_row.chunks_mut(cout).enumerate() {
-                                // The width taps that land inside the input, a range.
-                                let start = ow * wd.stride;
-                                let kw_lo =
-                                    wd.pad_before.saturating_sub(start).div_ceil(wd.dilation);
-                                let kw_hi = (wd.input + wd.pad_before)
-                                    .checked_sub(start + 1)
-                                    .map_or(0, |top| top / wd.dilation + 1)
-                                    .min(wd.kernel);
-                                let iw = |kw: usize| start + kw * wd.dilation - wd.pad_before;
-                                if og > 1 {
-                                    for &(kh, x_row) in &x_rows {
-                                        for kw in kw_lo..kw_hi {
-                                            let taps = &w[(kh * wd.kernel + kw) * cout..][..cout];
-                                            multiply_add(
-                                                out,
-                                                &x_row[iw(kw) * cin..][..cin],
-                                                taps,
-                                                og,
-                                            );
-                                        }
-                                    }
-                                    continue;
-                                }
-                                // Blocks of 64 and 16 channels, every tap summed in registers
-                                // (four independent sums per 64), the last few one by one.
-                                let taps = TapWindow {
-                                    x_rows: &x_rows,
-                                    kw: kw_lo..kw_hi,
-                                    first_iw: (start + kw_lo * wd.dilation)
-                                        .wrapping_sub(wd.pad_before),
-                                    dilation: wd.dilation,
-                                    kernel_w: wd.kernel,
-                                    w,
-                                    cin,
-                                    cout,
-                                };
-                                let mut c0 = 0;
-                                while c0 + 64 <= cout {
-                                    taps.sum::<64>(c0, &mut out[c0..c0 + 64]);
-                                    c0 += 64;
-                                }
-                                while c0 + LANES <= cout {
-                                    taps.sum::<LANES>(c0, &mut out[c0..c0 + LANES]);
-                                    c0 += LANES;
-                                }
-                                while c0 < cout {
-                                    taps.sum::<1>(c0, &mut out[c0..c0 + 1]);
-                                    c0 += 1;
+    let rows = p.batch * h.output;
+    y.par_chunks_mut(line * cout)
+        .enumerate()
+        .with_min_len(min_items(p, rows))
+        .for_each(|(row, y_row)| {
+            vectorised(
+                #[inline(always)]
+                || {
+                    let (n, oh) = (row / h.output, row % h.output);
+                    // The input rows this output row reads, by height tap.
+                    let x_rows: Vec<(usize, &[T])> = (0..h.kernel)
+                        .filter_map(|kh| {
+                            let ih = input_pos(oh, kh, h.stride, h.dilation, h.pad_before);
+                            let ih = usize::try_from(ih).ok().filter(|&ih| ih < h.input)?;
+                            Some((kh, &x[(n * h.input + ih) * wd.input * cin..]))
+                        })
+                        .collect();
+                    for (ow, out) in y_row.chunks_mut(cout).enumerate() {
+                        // The width taps that land inside the input, a range.
+                        let start = ow * wd.stride;
+                        let kw_lo = wd.pad_before.saturating_sub(start).div_ceil(wd.dilation);
+                        let kw_hi = (wd.input + wd.pad_before)
+                            .checked_sub(start + 1)
+                            .map_or(0, |top| top / wd.dilation + 1)
+                            .min(wd.kernel);
+                        let iw = |kw: usize| start + kw * wd.dilation - wd.pad_before;
+                        if og > 1 {
+                            for &(kh, x_row) in &x_rows {
+                                for kw in kw_lo..kw_hi {
+                                    let taps = &w[(kh * wd.kernel + kw) * cout..][..cout];
+                                    multiply_add(out, &x_row[iw(kw) * cin..][..cin], taps, og);
                                 }
                             }
-                        },
-                    )
-                });
-        }
-        DataFormat::Nchw => {
-            let (in_plane, out_plane) = (h.input * wd.input, h.output * wd.output);
-            by_channel_blocks(
-                p,
-                Planes {
-                    values: x,
-                    per_input: 1,
-                    plane: in_plane,
+                            continue;
+                        }
+                        // Blocks of 64 and 16 channels, every tap summed in registers
+                        // (four independent sums per 64), the last few one by one.
+                        let taps = TapWindow {
+                            x_rows: &x_rows,
+                            kw: kw_lo..kw_hi,
+                            first_iw: (start + kw_lo * wd.dilation).wrapping_sub(wd.pad_before),
+                            dilation: wd.dilation,
+                            kernel_w: wd.kernel,
+                            w,
+                            cin,
+                            cout,
+                        };
+                        let mut c0 = 0;
+                        while c0 + 64 <= cout {
+                            taps.sum::<64>(c0, &mut out[c0..c0 + 64]);
+                            c0 += 64;
+                        }
+                        while c0 + LANES <= cout {
+                            taps.sum::<LANES>(c0, &mut out[c0..c0 + LANES]);
+                            c0 += LANES;
+                        }
+                        while c0 < cout {
+                            taps.sum::<1>(c0, &mut out[c0..c0 + 1]);
+                            c0 += 1;
+                        }
+                    }
                 },
-                Planes {
-                    values: y,
-                    per_input: og,
-                    plane: out_plane,
-                },
-                |sub, x_block, c0, y_block| {
-                    let w_block = filter_block(p, w, c0, sub.in_channels);
-                    forward(sub, DataFormat::Nhwc, x_block, &w_block, y_block);
-                },
-            );
-        }
-    }
+            )
+        });
 }
 
 /// Input channels one NCHW task of [`by_channel_blocks`] takes: 64, a whole block of the
@@ -136,30 +112,52 @@ struct Planes<A> {
     plane: usize,
 }
 
+impl<A> Planes<A> {
+    fn new(values: A, per_input: usize, plane: usize) -> Planes<A> {
+        Planes {
+            values,
+            per_input,
+            plane,
+        }
+    }
+}
+
 /// Runs a depthwise problem on NCHW data by tasks of (image, block of input channels):
 /// each task copies its planes of `source` channels-last into a buffer by blocked
-/// transposes, lets `run(sub, source_block, first_channel, result_block)` compute the
-/// block as a one-image NHWC problem `sub` of its channels, and transposes the result
-/// into its planes of `result`. Each block is [`NCHW_BLOCK`] input channels, the
-/// channel multiplier's planes of the output side with them.
+/// transposes, lets `run(sub, source_block, filter_block, result_block)` compute the
+/// block as a one-image NHWC problem `sub` of its channels (with the block's columns of
+/// the HWIO filter `w`, cut once per block), and transposes the result into its planes
+/// of `result`. Each block is [`NCHW_BLOCK`] input channels, the channel multiplier's
+/// planes of the output side with them.
 fn by_channel_blocks<T: Element>(
     p: &Problem,
+    w: &[T],
     source: Planes<&[T]>,
     result: Planes<&mut [T]>,
-    run: impl Fn(&Problem, &[T], usize, &mut [T]) + Sync,
+    run: impl Fn(&Problem, &[T], &[T], &mut [T]) + Sync,
 ) {
-    let block = NCHW_BLOCK.min(p.in_channels).max(1);
+    let (og, block) = (p.out_per_group(), NCHW_BLOCK.min(p.in_channels).max(1));
     let (per_in, plane) = (result.per_input, result.plane);
     if result.values.is_empty() || plane == 0 || per_in == 0 {
         return;
     }
+    // Each block's filter columns `c0 * og..(c0 + channels) * og`, every tap.
+    let filters: Vec<Vec<T>> = (0..p.in_channels)
+        .step_by(block)
+        .map(|c0| {
+            let columns = c0 * og..(c0 + block).min(p.in_channels) * og;
+            w.chunks(p.out_channels.max(1))
+                .flat_map(|tap| tap[columns.clone()].iter().copied())
+                .collect()
+        })
+        .collect();
     let tasks: Vec<(usize, usize, &mut [T])> = result
         .values
         .chunks_mut(p.in_channels * per_in * plane)
         .enumerate()
         .flat_map(|(n, image)| {
             let blocks = image.chunks_mut(block * per_in * plane).enumerate();
-            blocks.map(move |(b, out)| (n, b * block, out))
+            blocks.map(move |(b, out)| (n, b, out))
         })
         .collect();
     let count = tasks.len();
@@ -168,19 +166,19 @@ fn by_channel_blocks<T: Element>(
         .with_min_len(min_items(p, count))
         .for_each_init(
             || (Vec::new(), Vec::new()),
-            |(source_block, result_block), (n, c0, out)| {
+            |(source_block, result_block), (n, b, out)| {
                 let channels = out.len() / (per_in * plane);
                 let sub = Problem {
                     batch: 1,
                     in_channels: channels,
-                    out_channels: channels * p.out_per_group(),
+                    out_channels: channels * og,
                     groups: channels,
                     ..*p
                 };
                 // (The source block is overwritten whole; the result starts from zeros.)
                 let rows = source.per_input * channels;
                 source_block.resize(source.plane * rows, T::zero());
-                let first = (n * p.in_channels + c0) * source.per_input * source.plane;
+                let first = (n * p.in_channels + b * block) * source.per_input * source.plane;
                 let planes = &source.values[first..];
                 transpose::strided(
                     planes,
@@ -191,21 +189,12 @@ fn by_channel_blocks<T: Element>(
                 );
                 result_block.clear();
                 result_block.resize(out.len(), T::zero());
-                run(&sub, &source_block[..source.plane * rows], c0, result_block);
+                let source_block = &source_block[..source.plane * rows];
+                run(&sub, source_block, &filters[b], result_block);
                 let cols = per_in * channels;
                 transpose::strided(result_block, cols, (plane, cols), out, plane);
             },
         );
-}
-
-/// Columns `c0 * og ..` of an HWIO depthwise filter (`[kh][kw][1][cout]`) for `channels`
-/// input channels: the filter of a block's sub-problem.
-fn filter_block<T: Element>(p: &Problem, w: &[T], c0: usize, channels: usize) -> Vec<T> {
-    let og = p.out_per_group();
-    let columns = c0 * og..(c0 + channels) * og;
-    w.chunks(p.out_channels.max(1))
-        .flat_map(|tap| tap[columns.clone()].iter().copied())
-        .collect()
 }
 
 /// Runs `f` compiled for AVX-512 and FMA where the CPU has them (the loops above are
@@ -318,67 +307,52 @@ pub(crate) fn backward_data<T: Element>(
         let at = (i + a.pad_before).checked_sub(k * a.dilation)?;
         (at % a.stride == 0 && at / a.stride < a.output).then_some(at / a.stride)
     };
+    if format == DataFormat::Nchw {
+        let dy = Planes::new(dy, og, h.output * wd.output);
+        let dx = Planes::new(dx, 1, h.input * wd.input);
+        return by_channel_blocks(p, w, dy, dx, |sub, dy_block, w_block, dx_block| {
+            backward_data(sub, DataFormat::Nhwc, dy_block, w_block, dx_block)
+        });
+    }
     let line = wd.input.max(1);
-    match format {
-        DataFormat::Nhwc => {
-            let rows = p.batch * h.input;
-            dx.par_chunks_mut(line * cin)
-                .enumerate()
-                .with_min_len(min_items(p, rows))
-                .for_each(|(row, dx_row)| {
-                    vectorised(
-                        #[inline(always)]
-                        || {
-                            let (n, ih) = (row / h.input, row % h.input);
-                            for kh in 0..h.kernel {
-                                let Some(oh) = source(h, ih, kh) else {
+    let rows = p.batch * h.input;
+    dx.par_chunks_mut(line * cin)
+        .enumerate()
+        .with_min_len(min_items(p, rows))
+        .for_each(|(row, dx_row)| {
+            vectorised(
+                #[inline(always)]
+                || {
+                    let (n, ih) = (row / h.input, row % h.input);
+                    for kh in 0..h.kernel {
+                        let Some(oh) = source(h, ih, kh) else {
+                            continue;
+                        };
+                        let dy_row = &dy[(n * h.output + oh) * wd.output * cout..];
+                        for kw in 0..wd.kernel {
+                            let taps = &w[(kh * wd.kernel + kw) * cout..][..cout];
+                            for (iw, out) in dx_row.chunks_mut(cin).enumerate() {
+                                let Some(ow) = source(wd, iw, kw) else {
                                     continue;
                                 };
-                                let dy_row = &dy[(n * h.output + oh) * wd.output * cout..];
-                                for kw in 0..wd.kernel {
-                                    let taps = &w[(kh * wd.kernel + kw) * cout..][..cout];
-                                    for (iw, out) in dx_row.chunks_mut(cin).enumerate() {
-                                        let Some(ow) = source(wd, iw, kw) else {
-                                            continue;
-                                        };
-                                        let grads = &dy_row[ow * cout..][..cout];
-                                        if og == 1 {
-                                            for ((o, &g), &t) in out.iter_mut().zip(grads).zip(taps)
-                                            {
-                                                *o += g * t;
-                                            }
-                                        } else {
-                                            for (ci, o) in out.iter_mut().enumerate() {
-                                                for j in ci * og..(ci + 1) * og {
-                                                    *o += grads[j] * taps[j];
-                                                }
-                                            }
+                                let grads = &dy_row[ow * cout..][..cout];
+                                if og == 1 {
+                                    for ((o, &g), &t) in out.iter_mut().zip(grads).zip(taps) {
+                                        *o += g * t;
+                                    }
+                                } else {
+                                    for (ci, o) in out.iter_mut().enumerate() {
+                                        for j in ci * og..(ci + 1) * og {
+                                            *o += grads[j] * taps[j];
                                         }
                                     }
                                 }
                             }
-                        },
-                    )
-                });
-        }
-        DataFormat::Nchw => by_channel_blocks(
-            p,
-            Planes {
-                values: dy,
-                per_input: og,
-                plane: h.output * wd.output,
-            },
-            Planes {
-                values: dx,
-                per_input: 1,
-                plane: h.input * wd.input,
-            },
-            |sub, dy_block, c0, dx_block| {
-                let w_block = filter_block(p, w, c0, sub.in_channels);
-                backward_data(sub, DataFormat::Nhwc, dy_block, &w_block, dx_block);
-            },
-        ),
-    }
+                        }
+                    }
+                },
+            )
+        });
 }
 
 /// `dw` (HWIO, zero-filled) for a depthwise problem from `x` and `dy` in `format`: per
