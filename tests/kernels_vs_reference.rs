@@ -485,7 +485,7 @@ fn nchw_f32_equals_nhwc_bitwise() {
             DataPlan::Winograd,
         ),
         (16, 4, 2, 19, 33, ForwardPlan::Im2col, DataPlan::Winograd),
-        (64, 16, 8, 5, 7, ForwardPlan::Im2col, DataPlan::SubPixel),
+        (64, 16, 8, 5, 17, ForwardPlan::Im2col, DataPlan::SubPixel),
         (16, 2, 2, 32, 48, ForwardPlan::Im2col, DataPlan::Col2im),
     ] {
         let a = Axis::forward("h", i, Taps::new(k, s, 1), AxisPadding::SameUpper).unwrap();
@@ -520,4 +520,100 @@ fn nchw_f32_equals_nhwc_bitwise() {
         .unwrap();
         assert_eq!(got, f32_nchw(&dx), "{data_plan:?} {p:?}");
     }
+}
+
+/// An f64 array of small integers in f32: sums of such values are exact in f32 too.
+fn f32_of(a: &Array4<f64>) -> Array4<f32> {
+    a.mapv(|v| v as f32)
+}
+
+/// The f32-only kernels (the few-channel direct loops, products at most 16 columns
+/// wide) on one problem, against the f64 reference: small integers make every sum exact
+/// in any order, so the results must be equal.
+fn check_f32_kernels(p: &Problem, seed: u64) {
+    let (x, f, dy) = (
+        ints(p.input_shape(), seed),
+        ints(p.filter_shape(), seed ^ 1),
+        ints(p.output_shape(), seed ^ 2),
+    );
+    let (x32, f32_, dy32) = (f32_of(&x), f32_of(&f), f32_of(&dy));
+    let y = f32_of(&reference::forward(p, x.view(), f.view()).unwrap());
+    for plan in [ForwardPlan::FewChannels, ForwardPlan::Im2col] {
+        let got = conv::forward_with(plan, p, x32.view(), f32_.view()).unwrap();
+        assert_eq!(got, y, "forward {plan:?} {p:?}");
+    }
+    let dx = f32_of(&reference::backward_data(p, dy.view(), f.view()).unwrap());
+    for plan in [DataPlan::FewChannels, DataPlan::Col2im, DataPlan::Phases] {
+        let got = conv::backward_data_with(plan, p, dy32.view(), f32_.view()).unwrap();
+        assert_eq!(got, dx, "backward data {plan:?} {p:?}");
+    }
+    let dw = f32_of(&reference::backward_filter(p, x.view(), dy.view()).unwrap());
+    let got = conv::backward_filter_with(FilterPlan::Im2col, p, x32.view(), dy32.view()).unwrap();
+    assert_eq!(got, dw, "filter gradient {p:?}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+    #[test]
+    fn f32_kernels_equal_reference(
+        h in axis_strategy(), w in axis_strategy(), batch in 1usize..3,
+        few in 1usize..5, many in 1usize..40, few_inputs in any::<bool>(),
+        unit_stride in any::<bool>(), seed in any::<u64>()
+    ) {
+        // Half the cases at stride 1, where the transposed direction has the direct form.
+        let unit = |a: (usize, usize, usize, usize, usize, usize)| if unit_stride { (a.0, a.1, 1, a.3, a.4, a.5) } else { a };
+        let (Some(h), Some(w)) = (make_axis(unit(h)), make_axis(unit(w))) else { return Ok(()) };
+        let (cin, cout) = if few_inputs { (few, many) } else { (many + 8, few) };
+        let p = Problem::new(batch, cin, cout, 1, h, w).unwrap();
+        check_f32_kernels(&p, seed);
+    }
+}
+
+/// The few-channel direct loops on wider images than the random geometries reach, so
+/// that blocks of pixels lie wholly inside the input (read in place) as well as across
+/// its edges, with more than 64 output channels (several blocks of registers), strides,
+/// dilations and paddings; and the plans chosen for them.
+#[test]
+fn few_channel_kernels_on_wide_images() {
+    let mut count = 0;
+    for (cin, cout) in [
+        (3, 70),
+        (3, 16),
+        (1, 5),
+        (2, 33),
+        (40, 3),
+        (17, 1),
+        (9, 2),
+        (20, 4),
+    ] {
+        for (k, s, d, pad) in [
+            (3, 1, 1, 1),
+            (3, 2, 1, 1),
+            (7, 2, 1, 3),
+            (3, 1, 2, 2),
+            (2, 1, 1, 0),
+            (1, 1, 1, 0),
+        ] {
+            let axis = |i: usize| {
+                Axis::forward(
+                    "h",
+                    i,
+                    Taps::new(k, s, d),
+                    AxisPadding::Explicit {
+                        before: pad,
+                        after: pad,
+                    },
+                )
+                .unwrap()
+            };
+            let p = Problem::new(2, cin, cout, 1, axis(9), axis(41)).unwrap();
+            check_f32_kernels(&p, count);
+            assert_eq!(ForwardPlan::choose(&p), ForwardPlan::FewChannels, "{p:?}");
+            if s == 1 && pad <= (k - 1) * d && p.flops() >= 16384.0 {
+                assert_eq!(DataPlan::choose(&p), DataPlan::FewChannels, "{p:?}");
+            }
+            count += 1;
+        }
+    }
+    assert_eq!(count, 48);
 }

@@ -36,7 +36,7 @@ fn extent(rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> usi
 /// reaches past its slice), never on user input: callers derive every size from a
 /// validated [`crate::problem::Problem`].
 pub(crate) fn gemm<T: Element>(
-    dst: MatMut<'_, T>,
+    mut dst: MatMut<'_, T>,
     accumulate: bool,
     lhs: Mat<'_, T>,
     rhs: Mat<'_, T>,
@@ -46,6 +46,9 @@ pub(crate) fn gemm<T: Element>(
     assert!(extent(lhs.rows, lhs.cols, lhs.row_stride, lhs.col_stride) <= lhs.data.len());
     assert!(extent(rhs.rows, rhs.cols, rhs.row_stride, rhs.col_stride) <= rhs.data.len());
     if dst.rows == 0 || dst.cols == 0 {
+        return;
+    }
+    if narrow(&mut dst, accumulate, lhs, rhs) {
         return;
     }
     if lhs.cols == 0 {
@@ -84,5 +87,137 @@ pub(crate) fn gemm<T: Element>(
             false,
             gemm::Parallelism::None,
         );
+    }
+}
+
+/// Most result columns of [`narrow`]'s products: one AVX-512 register of f32.
+const NARROW_COLS: usize = 16;
+
+/// Inner indices summed in registers before [`narrow_f32`] adds them to the result.
+const NARROW_DEPTH: usize = 128;
+
+/// Rows of one block of [`narrow_f32`]: one accumulator register each.
+const NARROW_ROWS: usize = 16;
+
+/// f32 products with at most [`NARROW_COLS`] unit-stride result columns (Winograd's
+/// products for RGB outputs, thin filters), which the `gemm` crate's micro-kernels cover
+/// with mostly idle lanes: each result row is one register, and every inner index adds
+/// a broadcast `lhs` value times the `rhs` row. Returns false, having written nothing,
+/// for other products or CPUs. Sums run in a fixed order.
+fn narrow<T: Element>(
+    dst: &mut MatMut<'_, T>,
+    accumulate: bool,
+    lhs: Mat<'_, T>,
+    rhs: Mat<'_, T>,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+        && dst.cols <= NARROW_COLS
+        && dst.col_stride == 1
+        && rhs.col_stride == 1
+        && std::arch::is_x86_feature_detected!("avx512f")
+    {
+        let cast = |m: Mat<'_, T>| Mat {
+            // SAFETY: `T` is `f32` (the same `TypeId`), so the slice holds `f32` values.
+            data: unsafe {
+                std::slice::from_raw_parts(m.data.as_ptr().cast::<f32>(), m.data.len())
+            },
+            rows: m.rows,
+            cols: m.cols,
+            row_stride: m.row_stride,
+            col_stride: m.col_stride,
+        };
+        // SAFETY: as above, `T` is `f32`; `dst.data` is borrowed mutably here, so this
+        // is the only view of its slice while the product runs.
+        let out = unsafe {
+            std::slice::from_raw_parts_mut(dst.data.as_mut_ptr().cast::<f32>(), dst.data.len())
+        };
+        // SAFETY: the CPU has AVX-512F (checked above); `gemm` checked every extent.
+        unsafe {
+            narrow_f32(
+                (out, dst.rows, dst.row_stride),
+                accumulate,
+                cast(lhs),
+                cast(rhs),
+            )
+        };
+        return true;
+    }
+    let _ = (dst, accumulate, lhs, rhs);
+    false
+}
+
+/// [`narrow`] for f32: blocks of [`NARROW_ROWS`] result rows, then the remaining rows.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn narrow_f32(
+    dst: (&mut [f32], usize, usize),
+    accumulate: bool,
+    lhs: Mat<'_, f32>,
+    rhs: Mat<'_, f32>,
+) {
+    let (out, rows, row_stride) = dst;
+    let mut first = 0;
+    while first + NARROW_ROWS <= rows {
+        narrow_block::<NARROW_ROWS>(out, row_stride, first, accumulate, lhs, rhs);
+        first += NARROW_ROWS;
+    }
+    for &block in &[8, 4, 2, 1] {
+        if first + block <= rows {
+            match block {
+                8 => narrow_block::<8>(out, row_stride, first, accumulate, lhs, rhs),
+                4 => narrow_block::<4>(out, row_stride, first, accumulate, lhs, rhs),
+                2 => narrow_block::<2>(out, row_stride, first, accumulate, lhs, rhs),
+                _ => narrow_block::<1>(out, row_stride, first, accumulate, lhs, rhs),
+            }
+            first += block;
+        }
+    }
+}
+
+/// Result rows `first..first + R` of a [`narrow`] product, accumulated in registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn narrow_block<const R: usize>(
+    out: &mut [f32],
+    row_stride: usize,
+    first: usize,
+    accumulate: bool,
+    lhs: Mat<'_, f32>,
+    rhs: Mat<'_, f32>,
+) {
+    use std::arch::x86_64::*;
+    let cols = rhs.cols;
+    let mask = ((1u32 << cols) - 1) as u16;
+    // Blocks of the inner index, each summed in registers and then added to the result
+    // (short chains of additions keep the rounding error near the `gemm` crate's).
+    for k0 in (0..lhs.cols).step_by(NARROW_DEPTH) {
+        let mut acc = [_mm512_setzero_ps(); R];
+        for k in k0..(k0 + NARROW_DEPTH).min(lhs.cols) {
+            // SAFETY: `gemm` checked that row `k` of `rhs` (its first `cols` values) lies
+            // in `rhs.data`; the mask enables only those lanes, and masked-off lanes are
+            // neither read nor faulted on.
+            let b =
+                unsafe { _mm512_maskz_loadu_ps(mask, rhs.data.as_ptr().add(k * rhs.row_stride)) };
+            for (i, a) in acc.iter_mut().enumerate() {
+                let at = (first + i) * lhs.row_stride + k * lhs.col_stride;
+                *a = _mm512_fmadd_ps(_mm512_set1_ps(lhs.data[at]), b, *a);
+            }
+        }
+        let add = accumulate || k0 > 0;
+        for (i, a) in acc.iter().enumerate() {
+            let row = &mut out[(first + i) * row_stride..][..cols];
+            // SAFETY: `row` holds the `cols` values the mask enables (bounds-checked
+            // slice); masked-off lanes are neither read nor written.
+            unsafe {
+                let sum = if add {
+                    _mm512_add_ps(_mm512_maskz_loadu_ps(mask, row.as_ptr()), *a)
+                } else {
+                    *a
+                };
+                _mm512_mask_storeu_ps(row.as_mut_ptr(), mask, sum);
+            }
+        }
     }
 }

@@ -20,11 +20,17 @@
 //!   with `dy`'s tiles in the role of the filter;
 //! - depthwise problems (one input channel per group), in all three directions: direct
 //!   loops over the taps, vectorised over channels or along lines.
+//! - few channels on one side (RGB inputs or outputs), forward and stride-1 transposed:
+//!   direct loops over each output pixel's window with the results in registers (f32,
+//!   NHWC), where im2col would copy a few values at a time or the GEMM would be a few
+//!   columns wide. Other products at most 16 columns wide run in a register kernel of
+//!   our own rather than the `gemm` crate's.
 //!
 //! Work is split into tasks whose boundaries depend only on the problem, never on the
 //! number of threads, so results are bitwise identical for any rayon pool size.
 
 mod depthwise;
+mod few_channels;
 mod gemm;
 mod stream;
 pub(crate) mod transpose;
@@ -59,6 +65,23 @@ fn min_items(p: &Problem, items: usize) -> usize {
 
 fn tile_rows<T>(row_len: usize) -> usize {
     (COL_BUDGET_BYTES / (row_len.max(1) * std::mem::size_of::<T>())).clamp(8, 2048)
+}
+
+/// `values` as f32, when `T` is `f32` (the kernels written with f32 intrinsics).
+fn f32s<T: 'static>(values: &[T]) -> Option<&[f32]> {
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| {
+        // SAFETY: `T` is `f32` (the same `TypeId`), so the slice holds `f32` values.
+        unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<f32>(), values.len()) }
+    })
+}
+
+/// `values` as mutable f32, when `T` is `f32`.
+fn f32s_mut<T: 'static>(values: &mut [T]) -> Option<&mut [f32]> {
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| {
+        // SAFETY: `T` is `f32` (the same `TypeId`), so the slice holds `f32` values; the
+        // result borrows `values` mutably, so it is the only view while it lives.
+        unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast::<f32>(), values.len()) }
+    })
 }
 
 /// Signed input position read by output index `o` and tap `k`.
@@ -122,6 +145,10 @@ pub enum ForwardPlan {
     /// Depthwise problems (one input channel per group): plain loops over the taps,
     /// vectorised over channels. Other problems fall back to [`ForwardPlan::choose`]'s.
     Depthwise,
+    /// One group with few input channels (at most 8: RGB images) or few output channels
+    /// (at most 4: RGB outputs): direct loops over each output pixel's window, f32 on
+    /// AVX-512 and NHWC data. Other calls fall back to [`ForwardPlan::Im2col`].
+    FewChannels,
 }
 
 /// Winograd is chosen when its estimated cost (products plus transforms) is below this
@@ -206,6 +233,9 @@ impl ForwardPlan {
     pub fn choose(p: &Problem) -> ForwardPlan {
         if depthwise::applies(p) {
             return ForwardPlan::Depthwise;
+        }
+        if few_channels::applies(p) {
+            return ForwardPlan::FewChannels;
         }
         match forward_sliding(p).and_then(|f| winograd_form(f, p)) {
             Some(form) if winograd_pays(&form) => ForwardPlan::Winograd,
@@ -314,6 +344,12 @@ pub fn forward_with<T: Element>(
 ) {
     if plan == ForwardPlan::Depthwise && depthwise::applies(p) {
         depthwise::forward(p, format, x, w, y);
+        return;
+    }
+    if plan == ForwardPlan::FewChannels
+        && format == DataFormat::Nhwc
+        && few_channels::forward(p, x, w, y)
+    {
         return;
     }
     if plan == ForwardPlan::Winograd && all_finite(x) && all_finite(w) {
@@ -617,6 +653,11 @@ pub enum DataPlan {
     /// taps directly, vectorised over channels. Other problems fall back like
     /// [`DataPlan::Winograd`].
     Depthwise,
+    /// Stride 1, one group, few channels on one side: the transposed convolution is a
+    /// forward one of `dy` with the filter rotated by 180 degrees and its channel axes
+    /// swapped, computed by [`ForwardPlan::FewChannels`]'s direct loops (f32, NHWC).
+    /// Other calls fall back like [`DataPlan::Winograd`].
+    FewChannels,
 }
 
 /// Problems below this many FLOPs take [`DataPlan::Direct`].
@@ -633,6 +674,9 @@ impl DataPlan {
         }
         if depthwise::applies(p) {
             return DataPlan::Depthwise;
+        }
+        if rotated_problem(p).is_some_and(|q| few_channels::applies(&q)) {
+            return DataPlan::FewChannels;
         }
         match transposed_sliding(p).and_then(|f| winograd_form(f, p)) {
             Some(form) if winograd_pays(&form) => DataPlan::Winograd,
@@ -716,6 +760,16 @@ pub fn backward_data_with<T: Element>(
             return true;
         }
         DataPlan::Depthwise => DataPlan::choose_direct(p),
+        DataPlan::FewChannels => {
+            if format == DataFormat::Nhwc {
+                if let Some(q) = rotated_problem(p).filter(few_channels::applies) {
+                    if few_channels::forward(&q, dy, &rotated_filter(p, w), dx) {
+                        return true;
+                    }
+                }
+            }
+            DataPlan::choose_direct(p)
+        }
         direct => direct,
     };
     match (format, plan) {
@@ -726,11 +780,58 @@ pub fn backward_data_with<T: Element>(
         (DataFormat::Nchw, _) => return false,
         (_, DataPlan::Col2im) => backward_data_col2im(p, dy, w, dx),
         (_, DataPlan::PhaseMajor) => backward_data_phase_major(p, dy, w, dx),
-        (_, DataPlan::Phases | DataPlan::Winograd | DataPlan::SubPixel | DataPlan::Depthwise) => {
-            backward_data_phases(p, dy, w, dx)
-        }
+        (
+            _,
+            DataPlan::Phases
+            | DataPlan::Winograd
+            | DataPlan::SubPixel
+            | DataPlan::Depthwise
+            | DataPlan::FewChannels,
+        ) => backward_data_phases(p, dy, w, dx),
     }
     true
+}
+
+/// A stride-1, one-group transposed problem as the forward problem it equals: `dy` is
+/// the input, `dx` the output, and the padding before is what the rotated kernel reaches
+/// past `dy`'s edge, `(k - 1) * dilation - pad_before` (`None` where that is negative).
+fn rotated_problem(p: &Problem) -> Option<Problem> {
+    let rotate = |a: crate::problem::Axis| {
+        let reach = (a.kernel - 1) * a.dilation;
+        let pad_before = reach.checked_sub(a.pad_before)?;
+        (a.stride == 1).then_some(crate::problem::Axis {
+            input: a.output,
+            output: a.input,
+            kernel: a.kernel,
+            stride: 1,
+            dilation: a.dilation,
+            pad_before,
+            pad_after: (a.input + reach) as i64 - (a.output + pad_before) as i64,
+        })
+    };
+    (p.groups == 1).then_some(())?;
+    Some(Problem {
+        batch: p.batch,
+        in_channels: p.out_channels,
+        out_channels: p.in_channels,
+        groups: 1,
+        height: rotate(p.height)?,
+        width: rotate(p.width)?,
+    })
+}
+
+/// The filter of [`rotated_problem`], HWIO: `w'[kh][kw][o][i] = w[KH-1-kh][KW-1-kw][i][o]`.
+fn rotated_filter<T: Element>(p: &Problem, w: &[T]) -> Vec<T> {
+    let (kh, kw) = (p.height.kernel, p.width.kernel);
+    let (cin, cout) = (p.in_channels, p.out_channels);
+    let mut rotated = Vec::with_capacity(w.len());
+    for tap in (0..kh * kw).rev() {
+        let block = &w[tap * cin * cout..][..cin * cout];
+        for o in 0..cout {
+            rotated.extend((0..cin).map(|i| block[i * cout + o]));
+        }
+    }
+    rotated
 }
 
 /// The sub-pixel filter `[j_h][j_w][out channel][(phase_h, phase_w, in channel)]`:

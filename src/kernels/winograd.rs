@@ -265,7 +265,7 @@ impl Scatter {
         if streaming {
             stream::copy(dst, src);
         } else {
-            dst.copy_from_slice(src);
+            transpose::copy(dst, src, src.len());
         }
     }
 

@@ -1,0 +1,347 @@
+//! Direct convolution for few channels on one side: RGB (or grey) inputs, where im2col
+//! gathers a few values per copy and the GEMM's inner size is tiny, and RGB outputs,
+//! where the GEMM is a few columns wide. f32 on AVX-512, NHWC data, one group; the
+//! caller takes another plan for the rest.
+//!
+//! Each task is one output row, cut into blocks of pixels. For each block, the window
+//! rows (`kernel_w * in_channels` values per pixel and kernel row) are located first:
+//! straight in the input where they lie inside it, else copied with zeros for padding.
+//! Then one register loop, with no calls, accumulates:
+//! - *wide* form (at most [`WIDE_MAX_IN`] input channels): each pixel's results are
+//!   registers across output channels; every window value is broadcast and multiplied by
+//!   its filter row;
+//! - *narrow* form (at most [`NARROW_MAX_OUT`] output channels): each (pixel, output
+//!   channel) is a register of partial dot products along the window rows, summed
+//!   horizontally at the end.
+//!
+//! Sums run in a fixed order per output, so results do not depend on the thread count.
+
+use super::{input_pos, min_items};
+use crate::problem::Problem;
+use rayon::prelude::*;
+
+/// Most input channels of the wide form.
+pub(crate) const WIDE_MAX_IN: usize = 8;
+/// Most output channels of the narrow form.
+pub(crate) const NARROW_MAX_OUT: usize = 4;
+/// f32 values in one AVX-512 register.
+const LANES: usize = 16;
+/// Most registers of output channels per pixel.
+const MAX_VECTORS: usize = 4;
+
+/// Whether the direct kernels take `p` (one group, few channels on one side).
+pub(crate) fn applies(p: &Problem) -> bool {
+    p.groups == 1
+        && p.in_channels > 0
+        && p.out_channels > 0
+        && (p.in_channels <= WIDE_MAX_IN || p.out_channels <= NARROW_MAX_OUT)
+}
+
+/// `y = conv(x, w)`, NHWC `x` and `y` (every value of `y` is written), HWIO `w`. Returns
+/// false, having written nothing, where the kernels do not apply: not f32, no AVX-512,
+/// or a problem [`applies`] rejects.
+pub(crate) fn forward<T: 'static>(p: &Problem, x: &[T], w: &[T], y: &mut [T]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(x), Some(w), Some(y)) = (super::f32s(x), super::f32s(w), super::f32s_mut(y)) {
+        if applies(p) && std::arch::is_x86_feature_detected!("avx512f") {
+            forward_f32(p, x, w, y);
+            return true;
+        }
+    }
+    let _ = (p, x, w, y);
+    false
+}
+
+/// Pixels per block of the wide form for `vectors` registers per pixel: 24 accumulators
+/// at most.
+fn wide_pixels(vectors: usize) -> usize {
+    [16, 12, 8, 6][vectors.clamp(1, MAX_VECTORS) - 1]
+}
+
+/// Pixels per block of the narrow form for `channels` output channels: at most 20
+/// accumulators, so that each pixel's window values and every filter register fit too.
+fn narrow_pixels(channels: usize) -> usize {
+    [16, 10, 6, 5][channels.clamp(1, NARROW_MAX_OUT) - 1]
+}
+
+#[cfg(target_arch = "x86_64")]
+fn forward_f32(p: &Problem, x: &[f32], w: &[f32], y: &mut [f32]) {
+    let (h, wd) = (p.height, p.width);
+    let (cin, cout) = (p.in_channels, p.out_channels);
+    let row_len = wd.output * cout;
+    if y.is_empty() || row_len == 0 {
+        return;
+    }
+    let window = wd.kernel * cin;
+    let wide = cin <= WIDE_MAX_IN;
+    // Narrow form: the filter as `[out channel][kh][(kw, ci)]`, window rows as slices.
+    let transposed;
+    let filter = if wide {
+        w
+    } else {
+        transposed = crate::layout::transpose(w, h.kernel * window, cout);
+        &transposed[..]
+    };
+    let pixels = if wide {
+        wide_pixels(cout.div_ceil(LANES).min(MAX_VECTORS))
+    } else {
+        narrow_pixels(cout)
+    };
+    let job = Job {
+        p,
+        x,
+        filter,
+        window,
+        pixels,
+    };
+    let rows = y.len() / row_len;
+    y.par_chunks_mut(row_len)
+        .enumerate()
+        .with_min_len(min_items(p, rows))
+        .for_each_init(Scratch::default, |scratch, (row, y_row)| {
+            let (n, oh) = (row / h.output, row % h.output);
+            for ow0 in (0..wd.output).step_by(pixels) {
+                let count = pixels.min(wd.output - ow0);
+                job.locate(scratch, (n, oh), (ow0, count));
+                let out = &mut y_row[ow0 * cout..][..count * cout];
+                // SAFETY (both calls): the CPU has AVX-512F, checked by `forward`.
+                if wide {
+                    unsafe { job.wide(scratch, count, out) };
+                } else {
+                    unsafe { job.narrow(scratch, count, out) };
+                }
+            }
+        });
+}
+
+/// Where one kernel row's window rows of a block lie: pixel `r`'s row is
+/// `source[first + r * step..][..window]`, the source being the input or the block's
+/// buffer.
+#[derive(Debug, Clone, Copy)]
+struct Rows {
+    in_buffer: bool,
+    first: usize,
+    step: usize,
+}
+
+/// A task's buffers, reused from block to block.
+#[derive(Default)]
+struct Scratch {
+    /// Per kernel row, where the block's window rows lie (`None`: the row is padding).
+    rows: Vec<Option<Rows>>,
+    /// Window rows copied with zeros for padding.
+    buffer: Vec<f32>,
+}
+
+/// What every task shares.
+struct Job<'a> {
+    p: &'a Problem,
+    x: &'a [f32],
+    /// HWIO (wide form) or `[out channel][kh][(kw, ci)]` (narrow form).
+    filter: &'a [f32],
+    /// `kernel_w * in_channels`: one window row.
+    window: usize,
+    /// Pixels per block.
+    pixels: usize,
+}
+
+impl Job<'_> {
+    /// Fills `scratch.rows` for the block of pixels `ow0..ow0 + count` of output row
+    /// `oh` of image `n` (a block always has `self.pixels` rows: those past `count` read
+    /// zeros).
+    fn locate(&self, scratch: &mut Scratch, (n, oh): (usize, usize), (ow0, count): (usize, usize)) {
+        let (h, wd, cin, len) = (self.p.height, self.p.width, self.p.in_channels, self.window);
+        let pixels = self.pixels;
+        scratch.rows.clear();
+        let mut used = 0;
+        for kh in 0..h.kernel {
+            let ih = input_pos(oh, kh, h.stride, h.dilation, h.pad_before);
+            if ih < 0 || ih as usize >= h.input {
+                scratch.rows.push(None);
+                continue;
+            }
+            let line = (n * h.input + ih as usize) * wd.input;
+            let first = input_pos(ow0, 0, wd.stride, wd.dilation, wd.pad_before);
+            let last = input_pos(ow0 + pixels - 1, 0, wd.stride, wd.dilation, wd.pad_before)
+                + ((wd.kernel - 1) * wd.dilation) as isize;
+            if wd.dilation == 1 && first >= 0 && (last as usize) < wd.input {
+                scratch.rows.push(Some(Rows {
+                    in_buffer: false,
+                    first: (line + first as usize) * cin,
+                    step: wd.stride * cin,
+                }));
+                continue;
+            }
+            if scratch.buffer.len() < used + pixels * len {
+                scratch.buffer.resize(used + pixels * len, 0.0);
+            }
+            let block = &mut scratch.buffer[used..used + pixels * len];
+            block.fill(0.0);
+            for (r, slot) in block.chunks_mut(len).enumerate().take(count) {
+                for kw in 0..wd.kernel {
+                    let iw = input_pos(ow0 + r, kw, wd.stride, wd.dilation, wd.pad_before);
+                    if iw >= 0 && (iw as usize) < wd.input {
+                        let src = &self.x[(line + iw as usize) * cin..][..cin];
+                        slot[kw * cin..][..cin].copy_from_slice(src);
+                    }
+                }
+            }
+            scratch.rows.push(Some(Rows {
+                in_buffer: true,
+                first: used,
+                step: len,
+            }));
+            used += pixels * len;
+        }
+    }
+
+    /// The values a kernel row's window rows are read from, checked to hold the block's
+    /// `pixels` rows of `window` values.
+    #[inline(always)]
+    fn source<'s>(&'s self, scratch: &'s Scratch, rows: Rows) -> &'s [f32] {
+        let data = if rows.in_buffer {
+            &scratch.buffer[..]
+        } else {
+            self.x
+        };
+        assert!(rows.first + (self.pixels - 1) * rows.step + self.window <= data.len());
+        data
+    }
+
+    /// Wide form: every output channel of the block's first `count` pixels, into `out`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn wide(&self, scratch: &Scratch, count: usize, out: &mut [f32]) {
+        let cout = self.p.out_channels;
+        // Past 64 output channels, blocks of 6 pixels take 64 channels at a time.
+        for co0 in (0..cout).step_by(MAX_VECTORS * LANES) {
+            let vectors = (cout - co0).div_ceil(LANES).min(MAX_VECTORS);
+            match (self.pixels, vectors) {
+                (16, _) => self.wide_block::<16, 1>(scratch, count, co0, out),
+                (12, _) => self.wide_block::<12, 2>(scratch, count, co0, out),
+                (8, _) => self.wide_block::<8, 3>(scratch, count, co0, out),
+                (_, 1) => self.wide_block::<6, 1>(scratch, count, co0, out),
+                (_, 2) => self.wide_block::<6, 2>(scratch, count, co0, out),
+                (_, 3) => self.wide_block::<6, 3>(scratch, count, co0, out),
+                _ => self.wide_block::<6, 4>(scratch, count, co0, out),
+            }
+        }
+    }
+
+    /// Output channels `co0..co0 + 16 * V` (fewer at the end) of `R` pixels.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn wide_block<const R: usize, const V: usize>(
+        &self,
+        scratch: &Scratch,
+        count: usize,
+        co0: usize,
+        out: &mut [f32],
+    ) {
+        use std::arch::x86_64::*;
+        let (cout, len) = (self.p.out_channels, self.window);
+        // Lanes of each register that hold output channels.
+        let masks: [u16; V] = std::array::from_fn(|v| {
+            let lanes = (cout - co0).saturating_sub(v * LANES).min(LANES);
+            ((1u32 << lanes) - 1) as u16
+        });
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
+        for (kh, rows) in scratch.rows.iter().enumerate() {
+            let Some(rows) = *rows else {
+                continue;
+            };
+            let data = self.source(scratch, rows);
+            let filter = &self.filter[kh * len * cout..][..len * cout];
+            for j in 0..len {
+                let row = &filter[j * cout + co0..];
+                let b: [__m512; V] = std::array::from_fn(|v| {
+                    // SAFETY: the mask enables the lanes of output channels below `cout`,
+                    // which `row` holds; masked-off lanes are neither read nor faulted on.
+                    unsafe { _mm512_maskz_loadu_ps(masks[v], row.as_ptr().add(v * LANES)) }
+                });
+                let at = rows.first + j;
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    // SAFETY: `source` checked that every pixel's `len` values lie in
+                    // `data`, and `j < len`.
+                    let a = _mm512_set1_ps(unsafe { *data.get_unchecked(at + r * rows.step) });
+                    for (acc, b) in acc.iter_mut().zip(&b) {
+                        *acc = _mm512_fmadd_ps(a, *b, *acc);
+                    }
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate().take(count) {
+            let pixel = &mut out[r * cout + co0..];
+            for v in 0..V {
+                // SAFETY: the mask enables the lanes of output channels below `cout`,
+                // which `pixel` holds; masked-off lanes are not written.
+                unsafe {
+                    _mm512_mask_storeu_ps(pixel.as_mut_ptr().add(v * LANES), masks[v], acc[v])
+                };
+            }
+        }
+    }
+
+    /// Narrow form: every output channel of the block's first `count` pixels, into `out`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn narrow(&self, scratch: &Scratch, count: usize, out: &mut [f32]) {
+        match self.p.out_channels {
+            1 => self.narrow_block::<16, 1>(scratch, count, out),
+            2 => self.narrow_block::<10, 2>(scratch, count, out),
+            3 => self.narrow_block::<6, 3>(scratch, count, out),
+            _ => self.narrow_block::<5, 4>(scratch, count, out),
+        }
+    }
+
+    /// All `C` output channels of `R` pixels.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn narrow_block<const R: usize, const C: usize>(
+        &self,
+        scratch: &Scratch,
+        count: usize,
+        out: &mut [f32],
+    ) {
+        use std::arch::x86_64::*;
+        let len = self.window;
+        let taps = self.p.height.kernel * len;
+        // Output channel c's kernel row kh is `filter[c * taps + kh * len..][..len]`.
+        assert!(self.filter.len() >= C * taps);
+        let mut acc = [[_mm512_setzero_ps(); C]; R];
+        for (kh, rows) in scratch.rows.iter().enumerate() {
+            let Some(rows) = *rows else {
+                continue;
+            };
+            let data = self.source(scratch, rows);
+            for chunk in 0..len.div_ceil(LANES) {
+                let j0 = chunk * LANES;
+                let mask = ((1u32 << (len - j0).min(LANES)) - 1) as u16;
+                let mut b = [_mm512_setzero_ps(); C];
+                for (c, b) in b.iter_mut().enumerate() {
+                    let at = c * taps + kh * len + j0;
+                    // SAFETY: the assert above puts lanes `j0..len` of the kernel row in
+                    // `filter`; the mask enables those only, and masked-off lanes are
+                    // neither read nor faulted on.
+                    *b = unsafe { _mm512_maskz_loadu_ps(mask, self.filter.as_ptr().add(at)) };
+                }
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let at = rows.first + r * rows.step + j0;
+                    // SAFETY: `source` checked that every pixel's `len` values lie in
+                    // `data`; the mask enables lanes `j0..len` of them only.
+                    let a = unsafe { _mm512_maskz_loadu_ps(mask, data.as_ptr().add(at)) };
+                    for (acc, b) in acc.iter_mut().zip(&b) {
+                        *acc = _mm512_fmadd_ps(a, *b, *acc);
+                    }
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate().take(count) {
+            for c in 0..C {
+                out[r * C + c] = _mm512_reduce_add_ps(acc[c]);
+            }
+        }
+    }
+}
