@@ -541,11 +541,25 @@ fn check_f32_kernels(p: &Problem, seed: u64) {
     for plan in [ForwardPlan::FewChannels, ForwardPlan::Im2col] {
         let got = conv::forward_with(plan, p, x32.view(), f32_.view()).unwrap();
         assert_eq!(got, y, "forward {plan:?} {p:?}");
+        let nchw = f32_of(&to_nchw(&x));
+        let got = conv::forward_in_with(plan, DataFormat::Nchw, p, nchw.view(), f32_.view());
+        assert_eq!(
+            got.unwrap(),
+            f32_of(&to_nchw(&y.mapv(f64::from))),
+            "NCHW {plan:?} {p:?}"
+        );
     }
     let dx = f32_of(&reference::backward_data(p, dy.view(), f.view()).unwrap());
     for plan in [DataPlan::FewChannels, DataPlan::Col2im, DataPlan::Phases] {
         let got = conv::backward_data_with(plan, p, dy32.view(), f32_.view()).unwrap();
         assert_eq!(got, dx, "backward data {plan:?} {p:?}");
+        let nchw = f32_of(&to_nchw(&dy));
+        let got = conv::backward_data_in_with(plan, DataFormat::Nchw, p, nchw.view(), f32_.view());
+        assert_eq!(
+            got.unwrap(),
+            f32_of(&to_nchw(&dx.mapv(f64::from))),
+            "NCHW {plan:?} {p:?}"
+        );
     }
     let dw = f32_of(&reference::backward_filter(p, x.view(), dy.view()).unwrap());
     let got = conv::backward_filter_with(FilterPlan::Im2col, p, x32.view(), dy32.view()).unwrap();

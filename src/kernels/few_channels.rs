@@ -16,7 +16,8 @@
 //!
 //! Sums run in a fixed order per output, so results do not depend on the thread count.
 
-use super::{input_pos, min_items};
+use super::{input_pos, min_items, transpose};
+use crate::layout::DataFormat;
 use crate::problem::Problem;
 use rayon::prelude::*;
 
@@ -37,18 +38,28 @@ pub(crate) fn applies(p: &Problem) -> bool {
         && (p.in_channels <= WIDE_MAX_IN || p.out_channels <= NARROW_MAX_OUT)
 }
 
-/// `y = conv(x, w)`, NHWC `x` and `y` (every value of `y` is written), HWIO `w`. Returns
-/// false, having written nothing, where the kernels do not apply: not f32, no AVX-512,
-/// or a problem [`applies`] rejects.
-pub(crate) fn forward<T: 'static>(p: &Problem, x: &[T], w: &[T], y: &mut [T]) -> bool {
+/// Output rows per task on NCHW data: the input rows a band reads are staged
+/// channels-last once per task.
+const NCHW_BAND_ROWS: usize = 8;
+
+/// `y = conv(x, w)`, `x` and `y` in `format` (every value of `y` is written), HWIO `w`.
+/// Returns false, having written nothing, where the kernels do not apply: not f32, no
+/// AVX-512, or a problem [`applies`] rejects.
+pub(crate) fn forward<T: 'static>(
+    p: &Problem,
+    format: DataFormat,
+    x: &[T],
+    w: &[T],
+    y: &mut [T],
+) -> bool {
     #[cfg(target_arch = "x86_64")]
     if let (Some(x), Some(w), Some(y)) = (super::f32s(x), super::f32s(w), super::f32s_mut(y)) {
         if applies(p) && std::arch::is_x86_feature_detected!("avx512f") {
-            forward_f32(p, x, w, y);
+            forward_f32(p, format, x, w, y);
             return true;
         }
     }
-    let _ = (p, x, w, y);
+    let _ = (p, format, x, w, y);
     false
 }
 
@@ -65,7 +76,7 @@ fn narrow_pixels(channels: usize) -> usize {
 }
 
 #[cfg(target_arch = "x86_64")]
-fn forward_f32(p: &Problem, x: &[f32], w: &[f32], y: &mut [f32]) {
+fn forward_f32(p: &Problem, format: DataFormat, x: &[f32], w: &[f32], y: &mut [f32]) {
     let (h, wd) = (p.height, p.width);
     let (cin, cout) = (p.in_channels, p.out_channels);
     let row_len = wd.output * cout;
@@ -90,28 +101,71 @@ fn forward_f32(p: &Problem, x: &[f32], w: &[f32], y: &mut [f32]) {
     let job = Job {
         p,
         x,
+        image_rows: h.input,
+        first_row: 0,
         filter,
         window,
         pixels,
     };
-    let rows = y.len() / row_len;
-    y.par_chunks_mut(row_len)
-        .enumerate()
-        .with_min_len(min_items(p, rows))
-        .for_each_init(Scratch::default, |scratch, (row, y_row)| {
-            let (n, oh) = (row / h.output, row % h.output);
-            for ow0 in (0..wd.output).step_by(pixels) {
-                let count = pixels.min(wd.output - ow0);
-                job.locate(scratch, (n, oh), (ow0, count));
-                let out = &mut y_row[ow0 * cout..][..count * cout];
-                // SAFETY (both calls): the CPU has AVX-512F, checked by `forward`.
-                if wide {
-                    unsafe { job.wide(scratch, count, out) };
-                } else {
-                    unsafe { job.narrow(scratch, count, out) };
+    if format == DataFormat::Nhwc {
+        let rows = y.len() / row_len;
+        y.par_chunks_mut(row_len)
+            .enumerate()
+            .with_min_len(min_items(p, rows))
+            .for_each_init(Scratch::default, |scratch, (row, y_row)| {
+                job.row(scratch, (row / h.output, row % h.output), y_row);
+            });
+        return;
+    }
+    // NCHW: tasks of (image, band of output rows), each given its rows of every channel's
+    // plane; a band's input rows are staged channels-last, and each output row is
+    // computed channels-last and then transposed into the planes' lines. (Transposing a
+    // whole band at once, streamed or not, was slower: its buffers leave the L2 cache.)
+    let plane = h.output * wd.output;
+    let mut tasks = Vec::new();
+    for (n, image) in y.chunks_mut(plane * cout).enumerate() {
+        let mut bands: Vec<_> = image
+            .chunks_mut(plane)
+            .map(|p| p.chunks_mut(NCHW_BAND_ROWS * wd.output))
+            .collect();
+        for band in 0..h.output.div_ceil(NCHW_BAND_ROWS) {
+            let lines: Vec<&mut [f32]> = bands.iter_mut().filter_map(Iterator::next).collect();
+            tasks.push((n, band, lines));
+        }
+    }
+    let count = tasks.len();
+    let (in_plane, in_row) = (h.input * wd.input, wd.input * cin);
+    tasks
+        .into_par_iter()
+        .with_min_len(min_items(p, count))
+        .for_each_init(
+            || (Scratch::default(), Vec::new(), Vec::new()),
+            |(scratch, staged, out), (n, band, mut lines)| {
+                let oh_lo = band * NCHW_BAND_ROWS;
+                let oh_hi = (oh_lo + NCHW_BAND_ROWS).min(h.output);
+                let reach = ((h.kernel - 1) * h.dilation) as isize;
+                let lo = input_pos(oh_lo, 0, h.stride, h.dilation, h.pad_before).max(0) as usize;
+                let hi = (input_pos(oh_hi - 1, 0, h.stride, h.dilation, h.pad_before) + reach + 1)
+                    .clamp(0, h.input as isize) as usize;
+                staged.resize(hi.saturating_sub(lo) * in_row, 0.0);
+                for (ih, dst) in (lo..hi).zip(staged.chunks_mut(in_row.max(1))) {
+                    let src = &x[n * cin * in_plane + ih * wd.input..];
+                    transpose::strided(src, in_plane, (cin, wd.input), dst, cin);
                 }
-            }
-        });
+                let band_job = Job {
+                    x: staged,
+                    image_rows: 0,
+                    first_row: lo,
+                    ..job
+                };
+                out.resize(row_len, 0.0);
+                for oh in oh_lo..oh_hi {
+                    band_job.row(scratch, (0, oh), out);
+                    let offset = (oh - oh_lo) * wd.output;
+                    transpose::into_lines(out, cout, wd.output, &mut lines, offset);
+                }
+            },
+        );
 }
 
 /// Where one kernel row's window rows of a block lie: pixel `r`'s row is
@@ -134,9 +188,14 @@ struct Scratch {
 }
 
 /// What every task shares.
+#[derive(Clone, Copy)]
 struct Job<'a> {
     p: &'a Problem,
+    /// The input, NHWC: input row `ih` of image `n` is line `n * image_rows + ih -
+    /// first_row` (a band's staged rows on NCHW data, else the whole input).
     x: &'a [f32],
+    image_rows: usize,
+    first_row: usize,
     /// HWIO (wide form) or `[out channel][kh][(kw, ci)]` (narrow form).
     filter: &'a [f32],
     /// `kernel_w * in_channels`: one window row.
@@ -146,6 +205,22 @@ struct Job<'a> {
 }
 
 impl Job<'_> {
+    /// Output row `oh` of image `n`, `y_row` (`output_w * out_channels`), block by block.
+    fn row(&self, scratch: &mut Scratch, (n, oh): (usize, usize), y_row: &mut [f32]) {
+        let (wd, cout, pixels) = (self.p.width, self.p.out_channels, self.pixels);
+        for ow0 in (0..wd.output).step_by(pixels) {
+            let count = pixels.min(wd.output - ow0);
+            self.locate(scratch, (n, oh), (ow0, count));
+            let out = &mut y_row[ow0 * cout..][..count * cout];
+            // SAFETY (both calls): the CPU has AVX-512F, checked by `forward`.
+            if self.p.in_channels <= WIDE_MAX_IN {
+                unsafe { self.wide(scratch, count, out) };
+            } else {
+                unsafe { self.narrow(scratch, count, out) };
+            }
+        }
+    }
+
     /// Fills `scratch.rows` for the block of pixels `ow0..ow0 + count` of output row
     /// `oh` of image `n` (a block always has `self.pixels` rows: those past `count` read
     /// zeros).
@@ -160,7 +235,7 @@ impl Job<'_> {
                 scratch.rows.push(None);
                 continue;
             }
-            let line = (n * h.input + ih as usize) * wd.input;
+            let line = (n * self.image_rows + ih as usize - self.first_row) * wd.input;
             let first = input_pos(ow0, 0, wd.stride, wd.dilation, wd.pad_before);
             let last = input_pos(ow0 + pixels - 1, 0, wd.stride, wd.dilation, wd.pad_before)
                 + ((wd.kernel - 1) * wd.dilation) as isize;

@@ -21,8 +21,8 @@
 //! - depthwise problems (one input channel per group), in all three directions: direct
 //!   loops over the taps, vectorised over channels or along lines.
 //! - few channels on one side (RGB inputs or outputs), forward and stride-1 transposed:
-//!   direct loops over each output pixel's window with the results in registers (f32,
-//!   NHWC), where im2col would copy a few values at a time or the GEMM would be a few
+//!   direct loops over each output pixel's window with the results in registers (f32),
+//!   where im2col would copy a few values at a time or the GEMM would be a few
 //!   columns wide. Other products at most 16 columns wide run in a register kernel of
 //!   our own rather than the `gemm` crate's.
 //!
@@ -147,7 +147,8 @@ pub enum ForwardPlan {
     Depthwise,
     /// One group with few input channels (at most 8: RGB images) or few output channels
     /// (at most 4: RGB outputs): direct loops over each output pixel's window, f32 on
-    /// AVX-512 and NHWC data. Other calls fall back to [`ForwardPlan::Im2col`].
+    /// AVX-512 (NCHW data by bands of rows staged channels-last). Other calls fall back
+    /// to [`ForwardPlan::Im2col`].
     FewChannels,
 }
 
@@ -346,10 +347,7 @@ pub fn forward_with<T: Element>(
         depthwise::forward(p, format, x, w, y);
         return;
     }
-    if plan == ForwardPlan::FewChannels
-        && format == DataFormat::Nhwc
-        && few_channels::forward(p, x, w, y)
-    {
+    if plan == ForwardPlan::FewChannels && few_channels::forward(p, format, x, w, y) {
         return;
     }
     if plan == ForwardPlan::Winograd && all_finite(x) && all_finite(w) {
@@ -655,7 +653,7 @@ pub enum DataPlan {
     Depthwise,
     /// Stride 1, one group, few channels on one side: the transposed convolution is a
     /// forward one of `dy` with the filter rotated by 180 degrees and its channel axes
-    /// swapped, computed by [`ForwardPlan::FewChannels`]'s direct loops (f32, NHWC).
+    /// swapped, computed by [`ForwardPlan::FewChannels`]'s direct loops (f32).
     /// Other calls fall back like [`DataPlan::Winograd`].
     FewChannels,
 }
@@ -761,11 +759,9 @@ pub fn backward_data_with<T: Element>(
         }
         DataPlan::Depthwise => DataPlan::choose_direct(p),
         DataPlan::FewChannels => {
-            if format == DataFormat::Nhwc {
-                if let Some(q) = rotated_problem(p).filter(few_channels::applies) {
-                    if few_channels::forward(&q, dy, &rotated_filter(p, w), dx) {
-                        return true;
-                    }
+            if let Some(q) = rotated_problem(p).filter(few_channels::applies) {
+                if few_channels::forward(&q, format, dy, &rotated_filter(p, w), dx) {
+                    return true;
                 }
             }
             DataPlan::choose_direct(p)
