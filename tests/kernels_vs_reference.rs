@@ -562,8 +562,10 @@ fn check_f32_kernels(p: &Problem, seed: u64) {
         );
     }
     let dw = f32_of(&reference::backward_filter(p, x.view(), dy.view()).unwrap());
-    let got = conv::backward_filter_with(FilterPlan::Im2col, p, x32.view(), dy32.view()).unwrap();
-    assert_eq!(got, dw, "filter gradient {p:?}");
+    for plan in [FilterPlan::FewChannels, FilterPlan::Im2col] {
+        let got = conv::backward_filter_with(plan, p, x32.view(), dy32.view()).unwrap();
+        assert_eq!(got, dw, "filter gradient {plan:?} {p:?}");
+    }
 }
 
 proptest! {
@@ -623,6 +625,7 @@ fn few_channel_kernels_on_wide_images() {
             let p = Problem::new(2, cin, cout, 1, axis(9), axis(41)).unwrap();
             check_f32_kernels(&p, count);
             assert_eq!(ForwardPlan::choose(&p), ForwardPlan::FewChannels, "{p:?}");
+            assert_eq!(FilterPlan::choose(&p), FilterPlan::FewChannels, "{p:?}");
             if s == 1 && pad <= (k - 1) * d && p.flops() >= 16384.0 {
                 assert_eq!(DataPlan::choose(&p), DataPlan::FewChannels, "{p:?}");
             }

@@ -373,7 +373,7 @@ pub(crate) fn backward_filter<T: Element>(
     let [x_n, x_h, x_w, x_c] = element_strides(format, p.input_shape());
     let [dy_n, dy_h, dy_w, dy_c] = element_strides(format, p.output_shape());
     let images: Vec<usize> = (0..p.batch).collect();
-    sum_in_partials(dw, &images, |&n, part, _| {
+    sum_in_partials(dw, &images, |&n, part, _: &mut ()| {
         vectorised(
             #[inline(always)]
             || {

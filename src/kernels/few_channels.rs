@@ -185,6 +185,8 @@ struct Scratch {
     rows: Vec<Option<Rows>>,
     /// Window rows copied with zeros for padding.
     buffer: Vec<f32>,
+    /// Pixels (window rows per kernel row) of the block located last.
+    pixels: usize,
 }
 
 /// What every task shares.
@@ -210,7 +212,7 @@ impl Job<'_> {
         let (wd, cout, pixels) = (self.p.width, self.p.out_channels, self.pixels);
         for ow0 in (0..wd.output).step_by(pixels) {
             let count = pixels.min(wd.output - ow0);
-            self.locate(scratch, (n, oh), (ow0, count));
+            self.locate(scratch, (n, oh), (ow0, count, pixels));
             let out = &mut y_row[ow0 * cout..][..count * cout];
             // SAFETY (both calls): the CPU has AVX-512F, checked by `forward`.
             if self.p.in_channels <= WIDE_MAX_IN {
@@ -221,12 +223,39 @@ impl Job<'_> {
         }
     }
 
+    /// `(first pixel, count)` of the blocks of at most `size` pixels an output row is
+    /// cut into. Blocks never straddle the edges: pixels whose windows reach padding
+    /// come in blocks of their own (copied with zeros), so that the others are read in
+    /// place.
+    fn blocks(&self, size: usize) -> impl Iterator<Item = (usize, usize)> {
+        let wd = self.p.width;
+        let inside = move |ow: usize| {
+            let first = input_pos(ow, 0, wd.stride, wd.dilation, wd.pad_before);
+            let last = first + ((wd.kernel - 1) * wd.dilation) as isize;
+            first >= 0 && (last as usize) < wd.input
+        };
+        let lo = (0..wd.output).find(|&ow| inside(ow)).unwrap_or(wd.output);
+        let hi = (lo..wd.output).find(|&ow| !inside(ow)).unwrap_or(wd.output);
+        [(0, lo), (lo, hi), (hi, wd.output)]
+            .into_iter()
+            .flat_map(move |(a, b)| {
+                (a..b)
+                    .step_by(size)
+                    .map(move |ow0| (ow0, size.min(b - ow0)))
+            })
+    }
+
     /// Fills `scratch.rows` for the block of pixels `ow0..ow0 + count` of output row
     /// `oh` of image `n` (a block always has `self.pixels` rows: those past `count` read
     /// zeros).
-    fn locate(&self, scratch: &mut Scratch, (n, oh): (usize, usize), (ow0, count): (usize, usize)) {
+    fn locate(
+        &self,
+        scratch: &mut Scratch,
+        (n, oh): (usize, usize),
+        (ow0, count, pixels): (usize, usize, usize),
+    ) {
         let (h, wd, cin, len) = (self.p.height, self.p.width, self.p.in_channels, self.window);
-        let pixels = self.pixels;
+        scratch.pixels = pixels;
         scratch.rows.clear();
         let mut used = 0;
         for kh in 0..h.kernel {
@@ -279,7 +308,8 @@ impl Job<'_> {
         } else {
             self.x
         };
-        assert!(rows.first + (self.pixels - 1) * rows.step + self.window <= data.len());
+        let span = (scratch.pixels.max(1) - 1) * rows.step + self.window;
+        assert!(rows.first + span <= data.len());
         data
     }
 
@@ -418,5 +448,254 @@ impl Job<'_> {
                 out[r * C + c] = _mm512_reduce_add_ps(acc[c]);
             }
         }
+    }
+}
+
+/// Output pixels per block of the filter gradient: their window rows are located once,
+/// and each group of the gradient's rows sums them in registers.
+const FILTER_PIXELS: usize = 64;
+
+/// `dw = sum over pixels of window(x) * dy` (HWIO `dw`, zero-filled), NHWC `x` and `dy`.
+/// Returns false, having written nothing, where the kernels do not apply: not f32, no
+/// AVX-512, NCHW data, or a problem [`applies`] rejects.
+pub(crate) fn backward_filter<T: crate::element::Element>(
+    p: &Problem,
+    format: DataFormat,
+    x: &[T],
+    dy: &[T],
+    dw: &mut [T],
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(x), Some(dy), Some(dw)) = (super::f32s(x), super::f32s(dy), super::f32s_mut(dw)) {
+        if format == DataFormat::Nhwc
+            && applies(p)
+            && std::arch::is_x86_feature_detected!("avx512f")
+        {
+            backward_filter_f32(p, x, dy, dw);
+            return true;
+        }
+    }
+    let _ = (p, format, x, dy, dw);
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+fn backward_filter_f32(p: &Problem, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    let (h, wd) = (p.height, p.width);
+    let (cin, cout) = (p.in_channels, p.out_channels);
+    let window = wd.kernel * cin;
+    let wide = cin <= WIDE_MAX_IN;
+    let job = Job {
+        p,
+        x,
+        image_rows: h.input,
+        first_row: 0,
+        filter: &[],
+        window,
+        pixels: FILTER_PIXELS,
+    };
+    // Items are output rows, summed in fixed partials (independent of the thread count).
+    let items: Vec<(usize, usize)> = (0..p.batch)
+        .flat_map(|n| (0..h.output).map(move |oh| (n, oh)))
+        .collect();
+    // The narrow form sums into `[out channel][kh][(kw, ci)]`, transposed at the end.
+    let mut transposed = vec![0.0f32; if wide { 0 } else { dw.len() }];
+    let target: &mut [f32] = if wide { dw } else { &mut transposed };
+    super::sum_in_partials(target, &items, |&(n, oh), part, scratch: &mut Scratch| {
+        for (ow0, count) in job.blocks(FILTER_PIXELS) {
+            job.locate(scratch, (n, oh), (ow0, count, count));
+            let dy = &dy[((n * h.output + oh) * wd.output + ow0) * cout..][..count * cout];
+            // SAFETY (both calls): the CPU has AVX-512F, checked by `backward_filter`.
+            if wide {
+                unsafe { job.wide_filter(scratch, dy, part) };
+            } else {
+                unsafe { job.narrow_filter(scratch, dy, part) };
+            }
+        }
+    });
+    if !wide {
+        let taps = h.kernel * window;
+        for (row, values) in dw.chunks_mut(cout).enumerate() {
+            for (c, v) in values.iter_mut().enumerate() {
+                *v = transposed[c * taps + row];
+            }
+        }
+    }
+}
+
+impl Job<'_> {
+    /// Wide form of the filter gradient: every (kh, kw, ci) row of `part` (HWIO) gains
+    /// the block's window values times its `dy` rows (`count * out_channels`).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn wide_filter(&self, scratch: &Scratch, dy: &[f32], part: &mut [f32]) {
+        let (cout, len) = (self.p.out_channels, self.window);
+        for (kh, rows) in scratch.rows.iter().enumerate() {
+            let Some(rows) = *rows else {
+                continue;
+            };
+            let data = self.source(scratch, rows);
+            for co0 in (0..cout).step_by(MAX_VECTORS * LANES) {
+                let vectors = (cout - co0).div_ceil(LANES).min(MAX_VECTORS);
+                let mut j = 0;
+                while j < len {
+                    let at = (rows, kh * len + j, co0);
+                    let step = match (len - j, vectors) {
+                        (6.., 1) => self.wide_filter_rows::<6, 1>(data, at, dy, part),
+                        (6.., 2) => self.wide_filter_rows::<6, 2>(data, at, dy, part),
+                        (6.., 3) => self.wide_filter_rows::<6, 3>(data, at, dy, part),
+                        (6.., _) => self.wide_filter_rows::<6, 4>(data, at, dy, part),
+                        (3.., 1) => self.wide_filter_rows::<3, 1>(data, at, dy, part),
+                        (3.., 2) => self.wide_filter_rows::<3, 2>(data, at, dy, part),
+                        (3.., 3) => self.wide_filter_rows::<3, 3>(data, at, dy, part),
+                        (3.., _) => self.wide_filter_rows::<3, 4>(data, at, dy, part),
+                        (_, 1) => self.wide_filter_rows::<1, 1>(data, at, dy, part),
+                        (_, 2) => self.wide_filter_rows::<1, 2>(data, at, dy, part),
+                        (_, 3) => self.wide_filter_rows::<1, 3>(data, at, dy, part),
+                        (_, _) => self.wide_filter_rows::<1, 4>(data, at, dy, part),
+                    };
+                    j += step;
+                }
+            }
+        }
+    }
+
+    /// `G` rows of the wide form's gradient from row `row` on (window value `row % len`
+    /// of kernel row `row / len`), output channels `co0..co0 + 16 * V`: the block's
+    /// pixels summed in registers, then added to `part`. Returns `G`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn wide_filter_rows<const G: usize, const V: usize>(
+        &self,
+        data: &[f32],
+        (rows, row, co0): (Rows, usize, usize),
+        dy: &[f32],
+        part: &mut [f32],
+    ) -> usize {
+        use std::arch::x86_64::*;
+        let (cout, len) = (self.p.out_channels, self.window);
+        let j = row % len;
+        let masks: [u16; V] = std::array::from_fn(|v| {
+            let lanes = (cout - co0).saturating_sub(v * LANES).min(LANES);
+            ((1u32 << lanes) - 1) as u16
+        });
+        let pixels = dy.len() / cout;
+        assert!(j + G <= len && pixels <= self.pixels);
+        let mut acc = [[_mm512_setzero_ps(); V]; G];
+        for q in 0..pixels {
+            let pixel = &dy[q * cout + co0..];
+            let b: [__m512; V] = std::array::from_fn(|v| {
+                // SAFETY: the mask enables the lanes of output channels below `cout`,
+                // which `pixel` holds; masked-off lanes are neither read nor faulted on.
+                unsafe { _mm512_maskz_loadu_ps(masks[v], pixel.as_ptr().add(v * LANES)) }
+            });
+            let at = rows.first + q * rows.step + j;
+            for (g, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: `source` checked that the block's `len`-value window rows lie in
+                // `data`, and `j + g < len` (asserted above).
+                let a = _mm512_set1_ps(unsafe { *data.get_unchecked(at + g) });
+                for (acc, b) in acc.iter_mut().zip(&b) {
+                    *acc = _mm512_fmadd_ps(a, *b, *acc);
+                }
+            }
+        }
+        for (g, acc) in acc.iter().enumerate() {
+            let sums = &mut part[(row + g) * cout + co0..];
+            for (v, acc) in acc.iter().enumerate() {
+                // SAFETY: the mask enables the lanes of output channels below `cout`,
+                // which `sums` holds; masked-off lanes are neither read nor written.
+                unsafe {
+                    let at = sums.as_mut_ptr().add(v * LANES);
+                    let total = _mm512_add_ps(_mm512_maskz_loadu_ps(masks[v], at), *acc);
+                    _mm512_mask_storeu_ps(at, masks[v], total);
+                }
+            }
+        }
+        G
+    }
+
+    /// Narrow form of the filter gradient: `part` is `[out channel][kh][(kw, ci)]`; each
+    /// output channel's kernel rows gain the block's window rows times its `dy` values.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn narrow_filter(&self, scratch: &Scratch, dy: &[f32], part: &mut [f32]) {
+        let chunks = self.window.div_ceil(LANES);
+        for (kh, rows) in scratch.rows.iter().enumerate() {
+            let Some(rows) = *rows else {
+                continue;
+            };
+            let data = self.source(scratch, rows);
+            let mut chunk = 0;
+            while chunk < chunks {
+                let at = (rows, kh, chunk);
+                let step = match (chunks - chunk, self.p.out_channels) {
+                    (8.., 1) => self.narrow_filter_chunks::<8, 1>(data, at, dy, part),
+                    (8.., 2) => self.narrow_filter_chunks::<8, 2>(data, at, dy, part),
+                    (8.., 3) => self.narrow_filter_chunks::<8, 3>(data, at, dy, part),
+                    (8.., _) => self.narrow_filter_chunks::<6, 4>(data, at, dy, part),
+                    (4.., 1) => self.narrow_filter_chunks::<4, 1>(data, at, dy, part),
+                    (4.., 2) => self.narrow_filter_chunks::<4, 2>(data, at, dy, part),
+                    (4.., 3) => self.narrow_filter_chunks::<4, 3>(data, at, dy, part),
+                    (4.., _) => self.narrow_filter_chunks::<4, 4>(data, at, dy, part),
+                    (_, 1) => self.narrow_filter_chunks::<1, 1>(data, at, dy, part),
+                    (_, 2) => self.narrow_filter_chunks::<1, 2>(data, at, dy, part),
+                    (_, 3) => self.narrow_filter_chunks::<1, 3>(data, at, dy, part),
+                    (_, _) => self.narrow_filter_chunks::<1, 4>(data, at, dy, part),
+                };
+                chunk += step;
+            }
+        }
+    }
+
+    /// `G` chunks of 16 window values from `chunk` on, of kernel row `kh`, for all `C`
+    /// output channels: the block's pixels summed in registers, then added to `part`.
+    /// Returns `G`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn narrow_filter_chunks<const G: usize, const C: usize>(
+        &self,
+        data: &[f32],
+        (rows, kh, chunk): (Rows, usize, usize),
+        dy: &[f32],
+        part: &mut [f32],
+    ) -> usize {
+        use std::arch::x86_64::*;
+        let len = self.window;
+        let taps = self.p.height.kernel * len;
+        let masks: [u16; G] = std::array::from_fn(|g| {
+            let lanes = len.saturating_sub((chunk + g) * LANES).min(LANES);
+            ((1u32 << lanes) - 1) as u16
+        });
+        let pixels = dy.len() / C;
+        assert!(pixels <= self.pixels && part.len() >= C * taps);
+        let mut acc = [[_mm512_setzero_ps(); C]; G];
+        for q in 0..pixels {
+            let b: [__m512; C] = std::array::from_fn(|c| _mm512_set1_ps(dy[q * C + c]));
+            let at = rows.first + q * rows.step + chunk * LANES;
+            for (g, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: `source` checked that the block's `len`-value window rows lie in
+                // `data`; the mask enables the lanes of this chunk below `len` only.
+                let a =
+                    unsafe { _mm512_maskz_loadu_ps(masks[g], data.as_ptr().add(at + g * LANES)) };
+                for (acc, b) in acc.iter_mut().zip(&b) {
+                    *acc = _mm512_fmadd_ps(a, *b, *acc);
+                }
+            }
+        }
+        for (g, acc) in acc.iter().enumerate() {
+            for (c, acc) in acc.iter().enumerate() {
+                let at = c * taps + kh * len + (chunk + g) * LANES;
+                // SAFETY: `part` holds `C * taps` values (asserted above), and the mask
+                // enables the lanes of this kernel row's chunk below `len` only.
+                unsafe {
+                    let sums = part.as_mut_ptr().add(at);
+                    let total = _mm512_add_ps(_mm512_maskz_loadu_ps(masks[g], sums), *acc);
+                    _mm512_mask_storeu_ps(sums, masks[g], total);
+                }
+            }
+        }
+        G
     }
 }

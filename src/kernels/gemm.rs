@@ -99,8 +99,10 @@ const NARROW_DEPTH: usize = 128;
 /// Rows of one block of [`narrow_f32`]: one accumulator register each.
 const NARROW_ROWS: usize = 16;
 
-/// f32 products with at most [`NARROW_COLS`] unit-stride result columns (Winograd's
-/// products for RGB outputs, thin filters), which the `gemm` crate's micro-kernels cover
+/// f32 products with at most [`NARROW_COLS`] unit-stride result columns and unit-stride
+/// `lhs` rows (Winograd's products for RGB outputs, im2col rows times thin filters;
+/// a strided `lhs`, such as the filter gradient's transposed columns, measured slower),
+/// which the `gemm` crate's micro-kernels cover
 /// with mostly idle lanes: each result row is one register, and every inner index adds
 /// a broadcast `lhs` value times the `rhs` row. Returns false, having written nothing,
 /// for other products or CPUs. Sums run in a fixed order.
@@ -115,6 +117,7 @@ fn narrow<T: Element>(
         && dst.cols <= NARROW_COLS
         && dst.col_stride == 1
         && rhs.col_stride == 1
+        && lhs.col_stride == 1
         && std::arch::is_x86_feature_detected!("avx512f")
     {
         let cast = |m: Mat<'_, T>| Mat {

@@ -118,6 +118,14 @@ fn gather_forward<T: Element>(
                 continue;
             }
             let line = (n * h.input + ih as usize) * w.input;
+            let first = input_pos(ow, 0, w.stride, w.dilation, w.pad_before);
+            let last = first + ((w.kernel - 1) * w.dilation) as isize;
+            if p.groups == 1 && w.dilation == 1 && first >= 0 && (last as usize) < w.input {
+                // The whole window row is one run of the input: one copy.
+                let src = (line + first as usize) * cin;
+                transpose::copy(seg, &x[src..], seg.len());
+                continue;
+            }
             for kw in 0..w.kernel {
                 let iw = input_pos(ow, kw, w.stride, w.dilation, w.pad_before);
                 let dst = &mut seg[kw * cg..(kw + 1) * cg];
@@ -125,7 +133,7 @@ fn gather_forward<T: Element>(
                     dst.fill(T::zero());
                 } else {
                     let src = (line + iw as usize) * cin + g * cg;
-                    dst.copy_from_slice(&x[src..src + cg]);
+                    transpose::copy(dst, &x[src..], cg);
                 }
             }
         }
@@ -1562,6 +1570,10 @@ pub enum FilterPlan {
     /// directly, per image, images added in fixed partial sums. Other problems take
     /// [`FilterPlan::Im2col`].
     Depthwise,
+    /// One group with few input or output channels, as [`ForwardPlan::FewChannels`]:
+    /// each block of pixels' window values times their `dy` rows, summed in registers
+    /// (f32, AVX-512, NHWC data). Other calls take [`FilterPlan::Im2col`].
+    FewChannels,
 }
 
 impl FilterPlan {
@@ -1569,6 +1581,9 @@ impl FilterPlan {
     pub fn choose(p: &Problem) -> FilterPlan {
         if depthwise::applies(p) {
             return FilterPlan::Depthwise;
+        }
+        if few_channels::applies(p) {
+            return FilterPlan::FewChannels;
         }
         match filter_form(p) {
             Some(form) if form.cost(p) < 0.75 => FilterPlan::Winograd,
@@ -1595,6 +1610,9 @@ pub fn backward_filter_with<T: Element>(
     if plan == FilterPlan::Depthwise && depthwise::applies(p) {
         return depthwise::backward_filter(p, format, x, dy, dw);
     }
+    if plan == FilterPlan::FewChannels && few_channels::backward_filter(p, format, x, dy, dw) {
+        return;
+    }
     let form = (plan == FilterPlan::Winograd)
         .then(|| filter_form(p))
         .flatten()
@@ -1617,10 +1635,10 @@ fn filter_block<T>(p: &Problem) -> usize {
 /// (fewer where the partial sums would pass [`PARTIAL_BUDGET_BYTES`]), each run added
 /// in order into its own zeroed partial sum by `add(item, partial, scratch)`, then the
 /// partials added into `dw` in order: the result does not depend on the thread count.
-fn sum_in_partials<T: Element, I: Sync>(
+fn sum_in_partials<T: Element, I: Sync, S: Default>(
     dw: &mut [T],
     items: &[I],
-    add: impl Fn(&I, &mut [T], &mut Vec<T>) + Sync,
+    add: impl Fn(&I, &mut [T], &mut S) + Sync,
 ) {
     let partials = items
         .len()
@@ -1629,7 +1647,7 @@ fn sum_in_partials<T: Element, I: Sync>(
     let sums: Vec<Vec<T>> = (0..partials)
         .into_par_iter()
         .map(|s| {
-            let (mut part, mut scratch) = (vec![T::zero(); dw.len()], Vec::new());
+            let (mut part, mut scratch) = (vec![T::zero(); dw.len()], S::default());
             for item in &items[s * items.len() / partials..(s + 1) * items.len() / partials] {
                 add(item, &mut part, &mut scratch);
             }
@@ -1663,7 +1681,7 @@ fn backward_filter_im2col_nchw<T: Element>(p: &Problem, x: &[T], dy: &[T], dw: &
     let items: Vec<(usize, usize)> = (0..p.batch)
         .flat_map(|n| (0..pixels).step_by(block).map(move |first| (n, first)))
         .collect();
-    sum_in_partials(dw, &items, |&(n, first), part, col| {
+    sum_in_partials(dw, &items, |&(n, first), part, col: &mut Vec<T>| {
         let count = block.min(pixels - first);
         for g in 0..p.groups {
             let image = &x[(n * cin + g * cg) * plane..][..cg * plane];
@@ -1706,7 +1724,7 @@ fn backward_filter_im2col<T: Element>(p: &Problem, x: &[T], dy: &[T], dw: &mut [
     }
     let block = filter_block::<T>(p);
     let firsts: Vec<usize> = (0..pixels).step_by(block).collect();
-    sum_in_partials(dw, &firsts, |&first, part, col| {
+    sum_in_partials(dw, &firsts, |&first, part, col: &mut Vec<T>| {
         let rows = block.min(pixels - first);
         col.resize(rows * kdim, T::zero());
         for g in 0..p.groups {
