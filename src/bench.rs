@@ -23,7 +23,8 @@ pub struct Layer {
 }
 
 /// The suite of the performance issue: U-Net, DCGAN, FCN transposed convolutions, 3x3
-/// convolutions and a filter gradient (NHWC, f32).
+/// convolutions and a filter gradient (NHWC, f32); then `R*` layers with few channels on
+/// one side (RGB input and output layers in all three directions), reported apart.
 pub fn suite() -> Vec<Layer> {
     let t = |name,
              description,
@@ -149,6 +150,62 @@ pub fn suite() -> Vec<Layer> {
                 ("strides", json!([1, 2, 2, 1])),
                 ("padding", json!("EXPLICIT")),
                 ("explicit_paddings", json!([0, 0, 1, 1, 1, 1, 0, 0])),
+            ],
+        },
+        Layer {
+            name: "R1-rgb-in",
+            description: "conv2d 3x3 1x224x224x3 -> 64 SAME (an RGB input layer)",
+            op: "tf.nn.conv2d",
+            args: vec![
+                ("input_shape", json!([1, 224, 224, 3])),
+                ("filters_shape", json!([3, 3, 3, 64])),
+                ("strides", json!(1)),
+                ("padding", json!("SAME")),
+            ],
+        },
+        Layer {
+            name: "R2-rgb-in-dw",
+            description: "filter gradient of R1",
+            op: "tf.raw_ops.Conv2DBackpropFilter",
+            args: vec![
+                ("input_shape", json!([1, 224, 224, 3])),
+                ("filter_sizes", json!([3, 3, 3, 64])),
+                ("out_backprop_shape", json!([1, 224, 224, 64])),
+                ("strides", json!([1, 1, 1, 1])),
+                ("padding", json!("SAME")),
+            ],
+        },
+        Layer {
+            name: "R3-rgb-out",
+            description: "conv2d 3x3 4x64x64x64 -> 3 SAME (an RGB output layer)",
+            op: "tf.nn.conv2d",
+            args: vec![
+                ("input_shape", json!([4, 64, 64, 64])),
+                ("filters_shape", json!([3, 3, 64, 3])),
+                ("strides", json!(1)),
+                ("padding", json!("SAME")),
+            ],
+        },
+        t(
+            "R4-rgb-out-dx",
+            "input gradient of R3 (3 -> 64, k3 s1 SAME)",
+            [4, 64, 64, 3],
+            3,
+            64,
+            64,
+            1,
+            json!("SAME"),
+        ),
+        Layer {
+            name: "R5-rgb-out-dw",
+            description: "filter gradient of R3",
+            op: "tf.raw_ops.Conv2DBackpropFilter",
+            args: vec![
+                ("input_shape", json!([4, 64, 64, 64])),
+                ("filter_sizes", json!([3, 3, 64, 3])),
+                ("out_backprop_shape", json!([4, 64, 64, 3])),
+                ("strides", json!([1, 1, 1, 1])),
+                ("padding", json!("SAME")),
             ],
         },
     ]
