@@ -246,8 +246,8 @@ impl Job<'_> {
     }
 
     /// Fills `scratch.rows` for the block of pixels `ow0..ow0 + count` of output row
-    /// `oh` of image `n` (a block always has `self.pixels` rows: those past `count` read
-    /// zeros).
+    /// `oh` of image `n`, `pixels >= count` window rows per kernel row (those past
+    /// `count` read zeros).
     fn locate(
         &self,
         scratch: &mut Scratch,

@@ -12,6 +12,19 @@ pub(crate) struct Mat<'a, T> {
     pub col_stride: usize,
 }
 
+impl<'a, T: 'static> Mat<'a, T> {
+    /// The same matrix of `f32`, when `T` is `f32`.
+    fn into_f32(self) -> Option<Mat<'a, f32>> {
+        super::f32s(self.data).map(|data| Mat {
+            data,
+            rows: self.rows,
+            cols: self.cols,
+            row_stride: self.row_stride,
+            col_stride: self.col_stride,
+        })
+    }
+}
+
 /// A strided mutable matrix inside a slice.
 pub(crate) struct MatMut<'a, T> {
     pub data: &'a mut [T],
@@ -113,38 +126,20 @@ fn narrow<T: Element>(
     rhs: Mat<'_, T>,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
-        && dst.cols <= NARROW_COLS
+    if dst.cols <= NARROW_COLS
         && dst.col_stride == 1
         && rhs.col_stride == 1
         && lhs.col_stride == 1
         && std::arch::is_x86_feature_detected!("avx512f")
     {
-        let cast = |m: Mat<'_, T>| Mat {
-            // SAFETY: `T` is `f32` (the same `TypeId`), so the slice holds `f32` values.
-            data: unsafe {
-                std::slice::from_raw_parts(m.data.as_ptr().cast::<f32>(), m.data.len())
-            },
-            rows: m.rows,
-            cols: m.cols,
-            row_stride: m.row_stride,
-            col_stride: m.col_stride,
-        };
-        // SAFETY: as above, `T` is `f32`; `dst.data` is borrowed mutably here, so this
-        // is the only view of its slice while the product runs.
-        let out = unsafe {
-            std::slice::from_raw_parts_mut(dst.data.as_mut_ptr().cast::<f32>(), dst.data.len())
-        };
-        // SAFETY: the CPU has AVX-512F (checked above); `gemm` checked every extent.
-        unsafe {
-            narrow_f32(
-                (out, dst.rows, dst.row_stride),
-                accumulate,
-                cast(lhs),
-                cast(rhs),
-            )
-        };
-        return true;
+        let (rows, row_stride) = (dst.rows, dst.row_stride);
+        if let (Some(out), Some(lhs), Some(rhs)) =
+            (super::f32s_mut(dst.data), lhs.into_f32(), rhs.into_f32())
+        {
+            // SAFETY: the CPU has AVX-512F (checked above); `gemm` checked every extent.
+            unsafe { narrow_f32((out, rows, row_stride), accumulate, lhs, rhs) };
+            return true;
+        }
     }
     let _ = (dst, accumulate, lhs, rhs);
     false
