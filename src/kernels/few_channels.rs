@@ -209,16 +209,29 @@ struct Job<'a> {
 impl Job<'_> {
     /// Output row `oh` of image `n`, `y_row` (`output_w * out_channels`), block by block.
     fn row(&self, scratch: &mut Scratch, (n, oh): (usize, usize), y_row: &mut [f32]) {
-        let (wd, cout, pixels) = (self.p.width, self.p.out_channels, self.pixels);
-        for ow0 in (0..wd.output).step_by(pixels) {
-            let count = pixels.min(wd.output - ow0);
-            self.locate(scratch, (n, oh), (ow0, count, pixels));
-            let out = &mut y_row[ow0 * cout..][..count * cout];
-            // SAFETY (both calls): the CPU has AVX-512F, checked by `forward`.
-            if self.p.in_channels <= WIDE_MAX_IN {
-                unsafe { self.wide(scratch, count, out) };
+        let (cout, pixels) = (self.p.out_channels, self.pixels);
+        for (ow0, count) in self.blocks(pixels) {
+            // Whole blocks; pixels at the edges and the rest one by one, so that no
+            // block computes pixels it does not have.
+            let singles = if count == pixels {
+                0..0
             } else {
-                unsafe { self.narrow(scratch, count, out) };
+                ow0..ow0 + count
+            };
+            let whole = (count == pixels).then_some(ow0);
+            for (ow, count, span) in whole
+                .map(|ow| (ow, pixels, pixels))
+                .into_iter()
+                .chain(singles.map(|ow| (ow, 1, 1)))
+            {
+                self.locate(scratch, (n, oh), (ow, count, span));
+                let out = &mut y_row[ow * cout..][..count * cout];
+                // SAFETY (both calls): the CPU has AVX-512F, checked by `forward`.
+                if self.p.in_channels <= WIDE_MAX_IN {
+                    unsafe { self.wide(scratch, count, out) };
+                } else {
+                    unsafe { self.narrow(scratch, count, out) };
+                }
             }
         }
     }
@@ -321,7 +334,11 @@ impl Job<'_> {
         // Past 64 output channels, blocks of 6 pixels take 64 channels at a time.
         for co0 in (0..cout).step_by(MAX_VECTORS * LANES) {
             let vectors = (cout - co0).div_ceil(LANES).min(MAX_VECTORS);
-            match (self.pixels, vectors) {
+            match (scratch.pixels, vectors) {
+                (1, 1) => self.wide_block::<1, 1>(scratch, count, co0, out),
+                (1, 2) => self.wide_block::<1, 2>(scratch, count, co0, out),
+                (1, 3) => self.wide_block::<1, 3>(scratch, count, co0, out),
+                (1, _) => self.wide_block::<1, 4>(scratch, count, co0, out),
                 (16, _) => self.wide_block::<16, 1>(scratch, count, co0, out),
                 (12, _) => self.wide_block::<12, 2>(scratch, count, co0, out),
                 (8, _) => self.wide_block::<8, 3>(scratch, count, co0, out),
@@ -392,10 +409,14 @@ impl Job<'_> {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     fn narrow(&self, scratch: &Scratch, count: usize, out: &mut [f32]) {
-        match self.p.out_channels {
-            1 => self.narrow_block::<16, 1>(scratch, count, out),
-            2 => self.narrow_block::<10, 2>(scratch, count, out),
-            3 => self.narrow_block::<6, 3>(scratch, count, out),
+        match (scratch.pixels, self.p.out_channels) {
+            (1, 1) => self.narrow_block::<1, 1>(scratch, count, out),
+            (1, 2) => self.narrow_block::<1, 2>(scratch, count, out),
+            (1, 3) => self.narrow_block::<1, 3>(scratch, count, out),
+            (1, _) => self.narrow_block::<1, 4>(scratch, count, out),
+            (_, 1) => self.narrow_block::<16, 1>(scratch, count, out),
+            (_, 2) => self.narrow_block::<10, 2>(scratch, count, out),
+            (_, 3) => self.narrow_block::<6, 3>(scratch, count, out),
             _ => self.narrow_block::<5, 4>(scratch, count, out),
         }
     }
