@@ -34,6 +34,25 @@ fn problems() -> Vec<Problem> {
         convt::conv::FilterPlan::choose(&all[7]),
         convt::conv::FilterPlan::Depthwise
     );
+    // Few channels on one side (RGB inputs, RGB outputs): the direct register loops in
+    // all three directions, the filter gradient in fixed partials.
+    let a = Axis::forward("h", 40, Taps::new(3, 1, 1), AxisPadding::SameUpper).unwrap();
+    for (c, o) in [(3, 70), (40, 3)] {
+        let p = Problem::new(2, c, o, 1, a, a).unwrap();
+        assert_eq!(
+            convt::conv::ForwardPlan::choose(&p),
+            convt::conv::ForwardPlan::FewChannels
+        );
+        assert_eq!(
+            convt::conv::DataPlan::choose(&p),
+            convt::conv::DataPlan::FewChannels
+        );
+        assert_eq!(
+            convt::conv::FilterPlan::choose(&p),
+            convt::conv::FilterPlan::FewChannels
+        );
+        all.push(p);
+    }
     // The Winograd plans, in both directions, are among them.
     assert_eq!(
         convt::conv::ForwardPlan::choose(&all[6]),
