@@ -57,6 +57,7 @@ fn main() {
             ForwardPlan::Im2col,
             ForwardPlan::Winograd,
             ForwardPlan::Depthwise,
+            ForwardPlan::FewChannels,
         ] {
             if !wanted(&format!("{plan:?}")) {
                 continue;
@@ -78,6 +79,7 @@ fn main() {
             DataPlan::SubPixel,
             DataPlan::Direct,
             DataPlan::Depthwise,
+            DataPlan::FewChannels,
         ] {
             if !wanted(&format!("{plan:?}")) {
                 continue;
@@ -102,6 +104,7 @@ fn main() {
             FilterPlan::Im2col,
             FilterPlan::Winograd,
             FilterPlan::Depthwise,
+            FilterPlan::FewChannels,
         ] {
             if !wanted(&format!("{plan:?}")) {
                 continue;
