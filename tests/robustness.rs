@@ -91,6 +91,51 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(150))]
+    /// The f32 few-channel plans (RGB inputs or outputs), which skip kernel rows wholly in
+    /// the padding, propagate NaN and Inf as the other plans do: exactly to the connected
+    /// outputs, and in the filter gradient to every tap of the poisoned `dy` element's
+    /// output channel (im2col's 0 * NaN in TensorFlow and PyTorch).
+    #[test]
+    fn few_channel_plans_propagate_non_finite_values(
+        i in 3usize..9, k in 1usize..4, s in 1usize..3, d in 1usize..3, pb in 0usize..3, pa in 0usize..2,
+        few in 1usize..4, many in 9usize..24, few_inputs in any::<bool>(),
+        at in any::<prop::sample::Index>(), inf in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let (c, o) = if few_inputs { (few, many) } else { (many, few) };
+        let Some(p) = problem((i, k, s, d, pb, pa), c, o) else { return Ok(()) };
+        let bad = if inf { f32::INFINITY } else { f32::NAN };
+        let f32s = |a: Array4<f64>| a.mapv(|v| v as f32);
+        let w = f32s(random(p.filter_shape(), seed));
+        let ones_w = Array4::from_elem(p.filter_shape(), 1.0);
+        let poisoned = |shape: [usize; 4], seed: u64| {
+            let (mut values, mut marker) = (f32s(random(shape, seed)), Array4::zeros(shape));
+            let idx = at.index(values.len());
+            values.as_slice_mut().unwrap()[idx] = bad;
+            marker.as_slice_mut().unwrap()[idx] = 1.0;
+            (values, marker, idx)
+        };
+        let (x, marker, _) = poisoned(p.input_shape(), seed ^ 1);
+        let touched = reference::forward(&p, marker.view(), ones_w.view()).unwrap();
+        let y = conv::forward_with(ForwardPlan::FewChannels, &p, x.view(), w.view()).unwrap();
+        for (v, t) in y.iter().zip(&touched) {
+            prop_assert_eq!(!v.is_finite(), *t != 0.0, "forward");
+        }
+        let (dy, marker, idx) = poisoned(p.output_shape(), seed ^ 2);
+        let touched = reference::backward_data(&p, marker.view(), ones_w.view()).unwrap();
+        let dx = conv::backward_data_with(DataPlan::FewChannels, &p, dy.view(), w.view()).unwrap();
+        for (v, t) in dx.iter().zip(&touched) {
+            prop_assert_eq!(!v.is_finite(), *t != 0.0, "backward data");
+        }
+        let x = f32s(random(p.input_shape(), seed ^ 3));
+        let dw = conv::backward_filter_with(FilterPlan::FewChannels, &p, x.view(), dy.view()).unwrap();
+        for ((_, _, _, co), v) in dw.indexed_iter() {
+            prop_assert_eq!(!v.is_finite(), co == idx % p.out_channels, "filter gradient");
+        }
+    }
+}
+
 /// f64 kernels agree with the reference to 1e-12 relative; the f32 kernels' error
 /// against the f64 reference stays within a few units of f32 rounding times sqrt(terms)
 /// for the direct plans, and within 16 times that for the plans chosen by default

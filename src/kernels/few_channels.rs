@@ -532,6 +532,24 @@ fn backward_filter_f32(p: &Problem, x: &[f32], dy: &[f32], dw: &mut [f32]) {
             } else {
                 unsafe { job.narrow_filter(scratch, dy, part) };
             }
+            // Kernel rows wholly in the padding are skipped above; im2col (TensorFlow,
+            // PyTorch) multiplies their zeros, so a NaN or infinity in `dy` reaches them
+            // too: add `0 * dy` where that is not zero.
+            let taps = h.kernel * window;
+            if !scratch.rows.iter().any(Option::is_none) || super::all_finite(dy) {
+                continue;
+            }
+            for c in 0..cout {
+                let zero: f32 = dy.iter().skip(c).step_by(cout).map(|v| v * 0.0).sum();
+                if zero.is_finite() {
+                    continue;
+                }
+                let padded = scratch.rows.iter().enumerate().filter(|(_, r)| r.is_none());
+                for row in padded.flat_map(|(kh, _)| kh * window..(kh + 1) * window) {
+                    let at = if wide { row * cout + c } else { c * taps + row };
+                    part[at] += zero;
+                }
+            }
         }
     });
     if !wide {

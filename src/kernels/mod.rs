@@ -355,7 +355,12 @@ pub fn forward_with<T: Element>(
         depthwise::forward(p, format, x, w, y);
         return;
     }
-    if plan == ForwardPlan::FewChannels && few_channels::forward(p, format, x, w, y) {
+    // The few-channel loops skip kernel rows wholly in the padding, which im2col
+    // multiplies (0 * Inf = NaN): a non-finite filter takes im2col.
+    if plan == ForwardPlan::FewChannels
+        && all_finite(w)
+        && few_channels::forward(p, format, x, w, y)
+    {
         return;
     }
     if plan == ForwardPlan::Winograd && all_finite(x) && all_finite(w) {
@@ -767,7 +772,10 @@ pub fn backward_data_with<T: Element>(
         }
         DataPlan::Depthwise => DataPlan::choose_direct(p),
         DataPlan::FewChannels => {
-            if let Some(q) = rotated_problem(p).filter(few_channels::applies) {
+            // A non-finite filter times the rotated problem's padding would make NaN
+            // where the frameworks drop those taps.
+            let q = rotated_problem(p).filter(|q| few_channels::applies(q) && all_finite(w));
+            if let Some(q) = q {
                 if few_channels::forward(&q, format, dy, &rotated_filter(p, w), dx) {
                     return true;
                 }
