@@ -113,12 +113,12 @@ const NARROW_DEPTH: usize = 128;
 const NARROW_ROWS: usize = 16;
 
 /// f32 products with at most [`NARROW_COLS`] unit-stride result columns and unit-stride
-/// `lhs` rows (Winograd's products for RGB outputs, im2col rows times thin filters;
-/// a strided `lhs`, such as the filter gradient's transposed columns, measured slower),
-/// which the `gemm` crate's micro-kernels cover
-/// with mostly idle lanes: each result row is one register, and every inner index adds
-/// a broadcast `lhs` value times the `rhs` row. Returns false, having written nothing,
-/// for other products or CPUs. Sums run in a fixed order.
+/// `lhs` rows (Winograd's products for RGB outputs, im2col rows times thin filters),
+/// which the `gemm` crate's micro-kernels cover with mostly idle lanes: each result row
+/// is one register, and every inner index adds a broadcast `lhs` value times the `rhs`
+/// row. Returns false, having written nothing, for other products (an empty inner
+/// dimension; a strided `lhs`, such as the filter gradient's transposed columns, which
+/// measured slower) or CPUs. Sums run in a fixed order.
 fn narrow<T: Element>(
     dst: &mut MatMut<'_, T>,
     accumulate: bool,
@@ -127,6 +127,7 @@ fn narrow<T: Element>(
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     if dst.cols <= NARROW_COLS
+        && lhs.cols > 0
         && dst.col_stride == 1
         && rhs.col_stride == 1
         && lhs.col_stride == 1
