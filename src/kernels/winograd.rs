@@ -265,7 +265,7 @@ impl Scatter {
         if streaming {
             stream::copy(dst, src);
         } else {
-            transpose::copy(dst, src, src.len());
+            dst.copy_from_slice(src);
         }
     }
 
