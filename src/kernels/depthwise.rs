@@ -6,7 +6,9 @@
 //! gradient, which sums along the lines. Every output element is summed by one task in
 //! the fixed tap order `(kh, kw)`, so results do not depend on the thread count.
 
-use super::{element_strides, input_pos, min_items, sum_in_partials, tap_range, transpose};
+use super::{
+    element_strides, image_blocks, input_pos, min_items, sum_in_partials, tap_range, transpose,
+};
 use crate::element::Element;
 use crate::layout::DataFormat;
 use crate::problem::Problem;
@@ -151,15 +153,8 @@ fn by_channel_blocks<T: Element>(
                 .collect()
         })
         .collect();
-    let tasks: Vec<(usize, usize, &mut [T])> = result
-        .values
-        .chunks_mut(p.in_channels * per_in * plane)
-        .enumerate()
-        .flat_map(|(n, image)| {
-            let blocks = image.chunks_mut(block * per_in * plane).enumerate();
-            blocks.map(move |(b, out)| (n, b, out))
-        })
-        .collect();
+    let image = p.in_channels * per_in * plane;
+    let tasks = image_blocks(result.values, image, block * per_in * plane);
     let count = tasks.len();
     tasks
         .into_par_iter()

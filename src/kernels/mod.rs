@@ -84,6 +84,20 @@ fn f32s_mut<T: 'static>(values: &mut [T]) -> Option<&mut [f32]> {
     })
 }
 
+/// `(image, block, values)` for every block of `block` values (the last one of an
+/// image shorter) of every image of `image` values in `values`: the tasks of plans that
+/// split each image's output into fixed runs.
+fn image_blocks<T>(values: &mut [T], image: usize, block: usize) -> Vec<(usize, usize, &mut [T])> {
+    values
+        .chunks_mut(image.max(1))
+        .enumerate()
+        .flat_map(|(n, image)| {
+            let blocks = image.chunks_mut(block.max(1)).enumerate();
+            blocks.map(move |(b, values)| (n, b, values))
+        })
+        .collect()
+}
+
 /// Signed input position read by output index `o` and tap `k`.
 #[inline]
 fn input_pos(o: usize, k: usize, stride: usize, dilation: usize, pad: usize) -> isize {
@@ -1110,14 +1124,7 @@ fn backward_data_col2im<T: Element>(p: &Problem, dy: &[T], w: &[T], dx: &mut [T]
     }
     // One task per (image, band), so that each thread's scratch is made (and zero-filled)
     // once per call rather than once per image.
-    let tasks: Vec<(usize, usize, &mut [T])> = dx
-        .chunks_mut(h.input * wd.input * cin)
-        .enumerate()
-        .flat_map(|(n, dx_image)| {
-            let bands = dx_image.chunks_mut(band * wd.input * cin).enumerate();
-            bands.map(move |(b, dx_band)| (n, b, dx_band))
-        })
-        .collect();
+    let tasks = image_blocks(dx, h.input * wd.input * cin, band * wd.input * cin);
     let count = tasks.len();
     tasks
         .into_par_iter()
