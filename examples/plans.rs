@@ -80,6 +80,7 @@ fn main() {
             DataPlan::Direct,
             DataPlan::Depthwise,
             DataPlan::FewChannels,
+            DataPlan::Tiles,
         ] {
             if !wanted(&format!("{plan:?}")) {
                 continue;

@@ -38,8 +38,9 @@ pub(crate) fn check(arg: &str, got: &[usize], expected: [usize; 4]) -> Result<()
     Ok(())
 }
 
-/// A zero-filled array of `shape`, or an error (never an abort) when it does not fit.
-pub fn try_zeros<T: Element>(arg: &str, shape: [usize; 4]) -> Result<Array4<T>> {
+/// An empty vector with room for the elements of `shape`, and their count, or an error
+/// (never an abort) when they do not fit.
+fn try_room<T>(arg: &str, shape: [usize; 4]) -> Result<(Vec<T>, usize)> {
     let len = element_count(arg, &shape)?;
     let mut data: Vec<T> = Vec::new();
     data.try_reserve_exact(len)
@@ -50,6 +51,19 @@ pub fn try_zeros<T: Element>(arg: &str, shape: [usize; 4]) -> Result<Array4<T>> 
                 len.saturating_mul(std::mem::size_of::<T>())
             ),
         })?;
+    Ok((data, len))
+}
+
+/// `data` (holding every element) as an array of `shape`.
+fn into_array<T>(arg: &str, shape: [usize; 4], data: Vec<T>) -> Result<Array4<T>> {
+    Array4::from_shape_vec(shape, data).map_err(|e| ConvError::Shape {
+        arg: arg.into(),
+        message: e.to_string(),
+    })
+}
+
+/// `data`, empty, filled with `len` zeros.
+fn fill_zeros<T: Element>(data: &mut Vec<T>, len: usize) {
     // Zeroed by all threads: a single-threaded memset of a large output would cost as
     // much as a two-thread kernel's share of the work.
     if len < 1 << 16 {
@@ -57,10 +71,13 @@ pub fn try_zeros<T: Element>(arg: &str, shape: [usize; 4]) -> Result<Array4<T>> 
     } else {
         data.par_extend(rayon::iter::repeat_n(T::zero(), len));
     }
-    Array4::from_shape_vec(shape, data).map_err(|e| ConvError::Shape {
-        arg: arg.into(),
-        message: e.to_string(),
-    })
+}
+
+/// A zero-filled array of `shape`, or an error (never an abort) when it does not fit.
+pub fn try_zeros<T: Element>(arg: &str, shape: [usize; 4]) -> Result<Array4<T>> {
+    let (mut data, len) = try_room(arg, shape)?;
+    fill_zeros(&mut data, len);
+    into_array(arg, shape, data)
 }
 
 /// `y = conv(x, w)`: x NHWC, w HWIO, result NHWC.
@@ -178,8 +195,15 @@ pub fn backward_data_in_with<T: Element>(
     )?;
     check("filter", w.shape(), p.filter_shape())?;
     let (dy, w) = (standard(dy), standard(w));
-    let mut dx = try_zeros("output", format.from_nhwc_shape(p.input_shape()))?;
     let (dy_values, w_values) = (slice(&dy), slice(&w));
+    let shape = format.from_nhwc_shape(p.input_shape());
+    let (mut data, len) = try_room("output", shape)?;
+    // Plans that store every value skip the zero-fill.
+    if kernels::backward_data_fresh(plan, format, p, (dy_values, w_values), &mut data, len) {
+        return into_array("output", shape, data);
+    }
+    fill_zeros(&mut data, len);
+    let mut dx = into_array("output", shape, data)?;
     let dx_values = dx.as_slice_mut().unwrap_or_default();
     if kernels::backward_data_with(plan, format, p, dy_values, w_values, dx_values) {
         return Ok(dx);

@@ -20,7 +20,7 @@ fn problems() -> Vec<Problem> {
         (40, 4, 2, 64, 32, 4),
         (17, 5, 3, 12, 10, 3),
         (64, 2, 2, 16, 8, 2),
-        (128, 2, 2, 16, 32, 2),
+        (96, 2, 3, 16, 32, 2),
         (64, 8, 4, 8, 8, 2),
         (30, 3, 1, 96, 80, 2),
     ] {
@@ -53,6 +53,14 @@ fn problems() -> Vec<Problem> {
         );
         all.push(p);
     }
+    // U-Net's up-convolution: the tile product, tiles stored straight into dx.
+    let a = Axis::forward("h", 64, Taps::new(2, 2, 1), AxisPadding::SameUpper).unwrap();
+    let p = Problem::new(2, 16, 32, 1, a, a).unwrap();
+    assert_eq!(
+        convt::conv::DataPlan::choose(&p),
+        convt::conv::DataPlan::Tiles
+    );
+    all.push(p);
     // The Winograd plans, in both directions, are among them.
     assert_eq!(
         convt::conv::ForwardPlan::choose(&all[6]),

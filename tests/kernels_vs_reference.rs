@@ -634,3 +634,66 @@ fn few_channel_kernels_on_wide_images() {
     }
     assert_eq!(count, 48);
 }
+
+/// The tile product (kernel equal to stride, no padding: each dy pixel writes its own
+/// tile of dx) on one problem in f32 NHWC, its fresh-vector path, against the f64
+/// reference: small integers make every sum exact in any order (at most 300 products of
+/// at most 9), so the results must be equal. f64 and NCHW calls of the plan fall back to
+/// the other plans and must equal the reference too.
+fn check_tiles(p: &Problem, seed: u64) {
+    let (f, dy) = (
+        ints(p.filter_shape(), seed),
+        ints(p.output_shape(), seed ^ 2),
+    );
+    let dx = reference::backward_data(p, dy.view(), f.view()).unwrap();
+    let (f32_, dy32) = (f32_of(&f), f32_of(&dy));
+    let got = conv::backward_data_with(DataPlan::Tiles, p, dy32.view(), f32_.view()).unwrap();
+    assert_eq!(got, f32_of(&dx), "f32 NHWC {p:?}");
+    let nchw = f32_of(&to_nchw(&dy));
+    let got = conv::backward_data_in_with(
+        DataPlan::Tiles,
+        DataFormat::Nchw,
+        p,
+        nchw.view(),
+        f32_.view(),
+    );
+    assert_eq!(got.unwrap(), f32_of(&to_nchw(&dx)), "f32 NCHW {p:?}");
+    let got = conv::backward_data_with(DataPlan::Tiles, p, dy.view(), f.view()).unwrap();
+    assert_eq!(got, dx, "f64 {p:?}");
+    // (Stride 1 with few channels on one side takes the few-channel loops first.)
+    let few =
+        p.height.stride == 1 && p.width.stride == 1 && (p.in_channels <= 4 || p.out_channels <= 8);
+    if p.width.kernel * p.in_channels >= 16 && p.flops() >= 16384.0 && !few {
+        assert_eq!(DataPlan::choose(p), DataPlan::Tiles, "{p:?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(120))]
+    #[test]
+    fn tile_product_equals_reference(
+        dy_h in 1usize..5, dy_w in 1usize..30, kh in 1usize..4, kw in 1usize..4,
+        batch in 1usize..3, cin in 1usize..40, cout in 1usize..300, seed in any::<u64>()
+    ) {
+        // Wide dy rows end in partial blocks of pixels, runs of kw * cin values in
+        // partial panels, and more than 256 dy channels in a second run of sums.
+        let axis = |o: usize, k: usize| {
+            Axis::forward("h", o * k, Taps::new(k, k, 1), AxisPadding::Valid).unwrap()
+        };
+        let p = Problem::new(batch, cin, cout, 1, axis(dy_h, kh), axis(dy_w, kw)).unwrap();
+        check_tiles(&p, seed);
+    }
+}
+
+/// U-Net-shaped up-convolutions (2x2 stride 2, TensorFlow's SAME and VALID give the same
+/// geometry) take the tile product, and equal the reference.
+#[test]
+fn tile_product_on_unet_shapes() {
+    for (size, cin, cout) in [(16, 64, 128), (8, 128, 256), (13, 32, 64), (5, 8, 300)] {
+        let axis =
+            Axis::forward("h", 2 * size, Taps::new(2, 2, 1), AxisPadding::SameUpper).unwrap();
+        let p = Problem::new(2, cin, cout, 1, axis, axis).unwrap();
+        assert_eq!(DataPlan::choose(&p), DataPlan::Tiles, "{p:?}");
+        check_tiles(&p, size as u64);
+    }
+}

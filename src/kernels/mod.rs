@@ -33,6 +33,7 @@ mod depthwise;
 mod few_channels;
 mod gemm;
 mod stream;
+mod tiles;
 pub(crate) mod transpose;
 mod winograd;
 mod winograd_filter;
@@ -683,6 +684,11 @@ pub enum DataPlan {
     /// swapped, computed by [`ForwardPlan::FewChannels`]'s direct loops (f32).
     /// Other calls fall back like [`DataPlan::Winograd`].
     FewChannels,
+    /// Kernel equal to the stride, no padding, one group (U-Net's up-convolutions): each
+    /// `dy` pixel's product with the filter is a tile of `dx` of its own, stored straight
+    /// into `dx` by one register-blocked product (f32, NHWC). Other calls fall back like
+    /// [`DataPlan::Winograd`].
+    Tiles,
 }
 
 /// Problems below this many FLOPs take [`DataPlan::Direct`].
@@ -702,6 +708,9 @@ impl DataPlan {
         }
         if rotated_problem(p).is_some_and(|q| few_channels::applies(&q)) {
             return DataPlan::FewChannels;
+        }
+        if tiles::applies(p) {
+            return DataPlan::Tiles;
         }
         match transposed_sliding(p).and_then(|f| winograd_form(f, p)) {
             Some(form) if winograd_pays(&form) => DataPlan::Winograd,
@@ -785,6 +794,9 @@ pub fn backward_data_with<T: Element>(
             return true;
         }
         DataPlan::Depthwise => DataPlan::choose_direct(p),
+        // The tile product fills new vectors only (`backward_data_fresh`, which callers
+        // try first): calls that reach here (f64, NCHW, other problems) fall back.
+        DataPlan::Tiles => DataPlan::choose_direct(p),
         DataPlan::FewChannels => {
             // A non-finite filter times the rotated problem's padding would make NaN
             // where the frameworks drop those taps.
@@ -812,10 +824,29 @@ pub fn backward_data_with<T: Element>(
             | DataPlan::Winograd
             | DataPlan::SubPixel
             | DataPlan::Depthwise
-            | DataPlan::FewChannels,
+            | DataPlan::FewChannels
+            | DataPlan::Tiles,
         ) => backward_data_phases(p, dy, w, dx),
     }
     true
+}
+
+/// [`backward_data_with`] for plans that store every value of `dx`: they fill `dx`, an
+/// empty vector with room for the `len` values of the problem's input, without a
+/// zero-fill first. Returns false, leaving `dx` empty, for the other plans and for calls
+/// this one declines; the caller then zero-fills `dx` and calls [`backward_data_with`].
+#[must_use]
+pub fn backward_data_fresh<T: Element>(
+    plan: DataPlan,
+    format: DataFormat,
+    p: &Problem,
+    (dy, w): (&[T], &[T]),
+    dx: &mut Vec<T>,
+    len: usize,
+) -> bool {
+    plan == DataPlan::Tiles
+        && format == DataFormat::Nhwc
+        && tiles::backward_data_fresh(p, dy, w, dx, len)
 }
 
 /// A stride-1, one-group transposed problem as the forward problem it equals: `dy` is
