@@ -9,6 +9,7 @@
 //! Each value is one dot product summed in a fixed order, so results do not depend on
 //! how the rows are split between threads.
 
+use super::transpose;
 use crate::problem::{Axis, Problem};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -103,15 +104,11 @@ fn pack_filter(p: &Problem, w: &[f32]) -> (Vec<Vec<f32>>, Vec<Panel>) {
         .into_par_iter()
         .map(|index| {
             let (kh, first, width) = panel_of(index);
-            // Row by row (one per dy channel), every value written once: the panel's
-            // `PANEL_COLS` filter rows lie in L1 while their columns are read.
-            let mut panel = Vec::with_capacity(cout * PANEL_COLS);
-            for o in 0..cout {
-                panel.extend((0..PANEL_COLS).map(|j| match j < width {
-                    true => w[(kh * run + first + j) * cout + o],
-                    false => 0.0,
-                }));
-            }
+            // The run's `width` filter rows (`cout` values each) transposed into the
+            // panel's columns; columns past the run's end stay zero.
+            let mut panel = vec![0.0; cout * PANEL_COLS];
+            let rows = &w[(kh * run + first) * cout..][..width * cout];
+            transpose::strided(rows, cout, (width, cout), &mut panel, PANEL_COLS);
             panel
         })
         .collect();
