@@ -697,3 +697,20 @@ fn tile_product_on_unet_shapes() {
         check_tiles(&p, size as u64);
     }
 }
+
+/// On NCHW data the stride-phase plans run as the column plan's NCHW form; beyond that
+/// form's buffer limit (taps times dy pixels above 2^20) they go through NHWC. That
+/// path, against the reference.
+#[test]
+fn nchw_phases_beyond_the_column_limit() {
+    let axis = Axis::forward("h", 701, Taps::new(3, 2, 1), AxisPadding::Valid).unwrap();
+    let p = Problem::new(1, 2, 3, 1, axis, axis).unwrap();
+    assert!(9 * p.height.output * p.width.output > 1 << 20);
+    let (f, dy) = (ints(p.filter_shape(), 5), ints(p.output_shape(), 6));
+    let dx = to_nchw(&reference::backward_data(&p, dy.view(), f.view()).unwrap());
+    for plan in [DataPlan::choose(&p), DataPlan::Phases, DataPlan::PhaseMajor] {
+        let got =
+            conv::backward_data_in_with(plan, DataFormat::Nchw, &p, to_nchw(&dy).view(), f.view());
+        assert_eq!(got.unwrap(), dx, "{plan:?}");
+    }
+}
