@@ -70,7 +70,9 @@ pub(crate) fn backward_data_fresh<T: 'static>(
             // cover `dx` exactly: each dy line's tiles are `stride_h` whole dx lines
             // (`input_h = output_h * stride_h`), each pixel's run `kernel_w * in_channels`
             // values from `w * stride_w * in_channels` (`input_w = output_w * stride_w`),
-            // and every block of pixels stores every panel's `width` columns of the run.
+            // the tasks cover every dy pixel in blocks, and every block stores every
+            // panel's `width` columns of the run. (The product returns early only where
+            // a size is zero, so `len` is zero.)
             unsafe { dx.set_len(len) };
             return true;
         }
@@ -140,7 +142,7 @@ fn backward_data_f32(p: &Problem, dy: &[f32], w: &[f32], dx: &mut [MaybeUninit<f
         .for_each(|(task, dx_task)| {
             let pixels = dx_task.len() / line * wd.output;
             let dy_task = &dy[task * per_task * wd.output * cout..][..pixels * cout];
-            // SAFETY: the CPU has AVX-512F, checked by `backward_data`.
+            // SAFETY: the CPU has AVX-512F, checked by `backward_data_fresh`.
             unsafe { run_task(dy_task, cout, (&packed, &panels), dx_task, &offset) };
         });
 }
