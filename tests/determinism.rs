@@ -61,6 +61,15 @@ fn problems() -> Vec<Problem> {
         convt::conv::DataPlan::Tiles
     );
     all.push(p);
+    // A DCGAN generator's RGB layer: the narrow Winograd engine, products vectorised
+    // over groups of 16 tiles.
+    let a = Axis::forward("h", 64, Taps::new(4, 2, 1), AxisPadding::SameUpper).unwrap();
+    let p = Problem::new(2, 3, 64, 1, a, a).unwrap();
+    assert_eq!(
+        convt::conv::DataPlan::choose(&p),
+        convt::conv::DataPlan::Winograd
+    );
+    all.push(p);
     // The Winograd plans, in both directions, are among them.
     assert_eq!(
         convt::conv::ForwardPlan::choose(&all[6]),

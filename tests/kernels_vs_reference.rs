@@ -714,3 +714,91 @@ fn nchw_phases_beyond_the_column_limit() {
         assert_eq!(got.unwrap(), dx, "{plan:?}");
     }
 }
+
+/// The narrow Winograd engine (the sub-pixel view with at most 16 result columns, stride
+/// phases x dx channels, and at least 16 dy channels; products vectorised over tiles) in
+/// f32 NHWC against the f64 reference. Its transforms hold halves and sixths, so results
+/// are compared to 1e-5 of the largest output. f64 and NCHW calls of the plan take the
+/// other engines and must equal the reference too.
+fn check_narrow_winograd(p: &Problem, seed: u64) {
+    let (f, dy) = (
+        ints(p.filter_shape(), seed),
+        ints(p.output_shape(), seed ^ 2),
+    );
+    let dx = reference::backward_data(p, dy.view(), f.view()).unwrap();
+    let scale = dx.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    let (f32_, dy32) = (f32_of(&f), f32_of(&dy));
+    let got = conv::backward_data_with(DataPlan::Winograd, p, dy32.view(), f32_.view()).unwrap();
+    let error = max_difference(&got.mapv(f64::from), &dx);
+    assert!(error <= 1e-5 * scale, "f32 NHWC {p:?}: {error} of {scale}");
+    let nchw = f32_of(&to_nchw(&dy));
+    let got = conv::backward_data_in_with(
+        DataPlan::Winograd,
+        DataFormat::Nchw,
+        p,
+        nchw.view(),
+        f32_.view(),
+    )
+    .unwrap();
+    let error = max_difference(&got.mapv(f64::from), &to_nchw(&dx));
+    assert!(error <= 1e-5 * scale, "f32 NCHW {p:?}: {error} of {scale}");
+    let got = conv::backward_data_with(DataPlan::Winograd, p, dy.view(), f.view()).unwrap();
+    assert!(max_difference(&got, &dx) < 1e-9, "f64 {p:?}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(120))]
+    #[test]
+    fn narrow_winograd_equals_reference(
+        taps in 2usize..6, stride_h in 1usize..4, stride_w in 1usize..4,
+        short_h in any::<bool>(), short_w in any::<bool>(),
+        dx_h in 1usize..40, dx_w in 1usize..40, pads in (0usize..6, 0usize..6, 0usize..6, 0usize..6),
+        batch in 1usize..3, cin in 1usize..17, cout in 16usize..70, seed in any::<u64>()
+    ) {
+        // Kernels of `taps` taps per stride phase (the last phase one tap short when
+        // `short`), every padding that leaves an output; the dx channels times the
+        // stride phases at most 16, the dy channels in partial blocks of 16.
+        let kernel = |s: usize, short: bool| (taps * s).saturating_sub(usize::from(short && s > 1));
+        let axis = |size: usize, k: usize, s: usize, (before, after): (usize, usize)| {
+            Axis::forward(
+                "h",
+                size.max(k),
+                Taps::new(k, s, 1),
+                AxisPadding::Explicit { before: before.min(k - 1), after: after.min(k - 1) },
+            ).ok()
+        };
+        let cin = cin.min(16 / (stride_h * stride_w)).max(1);
+        let (Some(h), Some(w)) = (
+            axis(dx_h, kernel(stride_h, short_h), stride_h, (pads.0, pads.1)),
+            axis(dx_w, kernel(stride_w, short_w), stride_w, (pads.2, pads.3)),
+        ) else { return Ok(()) };
+        let p = Problem::new(batch, cin, cout, 1, h, w).unwrap();
+        check_narrow_winograd(&p, seed);
+    }
+}
+
+/// A DCGAN generator's RGB layer (k4 s2 pad 1, 64 -> 3) and its neighbours take the
+/// narrow Winograd engine by default, and equal the reference.
+#[test]
+fn narrow_winograd_on_dcgan_shapes() {
+    for (size, cin, cout, batch) in [
+        (32, 3, 64, 4),
+        (32, 4, 64, 2),
+        (64, 3, 64, 1),
+        (32, 3, 64, 2),
+    ] {
+        let axis = Axis::forward(
+            "h",
+            2 * size,
+            Taps::new(4, 2, 1),
+            AxisPadding::Explicit {
+                before: 1,
+                after: 1,
+            },
+        )
+        .unwrap();
+        let p = Problem::new(batch, cin, cout, 1, axis, axis).unwrap();
+        assert_eq!(DataPlan::choose(&p), DataPlan::Winograd, "{p:?}");
+        check_narrow_winograd(&p, size as u64);
+    }
+}

@@ -170,6 +170,40 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(60))]
+    /// Calls the narrow Winograd engine would take (DCGAN's k4 s2 RGB layer) propagate
+    /// NaN and Inf from `dy` or from the filter exactly to the connected outputs: the
+    /// transforms would spread them, so such calls take a direct plan.
+    #[test]
+    fn narrow_winograd_propagates_non_finite_values(
+        size in 2usize..12, c in 1usize..5, o in 16usize..40,
+        in_filter in any::<bool>(), at in any::<prop::sample::Index>(), inf in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let Some(p) = problem((2 * size, 4, 2, 1, 1, 1), c, o) else { return Ok(()) };
+        let bad = if inf { f32::INFINITY } else { f32::NAN };
+        let f32s = |a: Array4<f64>| a.mapv(|v| v as f32);
+        let (mut w, mut dy) = (f32s(random(p.filter_shape(), seed)), f32s(random(p.output_shape(), seed ^ 1)));
+        let (mut w_marker, mut dy_marker) = (Array4::zeros(p.filter_shape()), Array4::zeros(p.output_shape()));
+        let (values, marker) = if in_filter { (&mut w, &mut w_marker) } else { (&mut dy, &mut dy_marker) };
+        let idx = at.index(values.len());
+        values.as_slice_mut().unwrap()[idx] = bad;
+        marker.as_slice_mut().unwrap()[idx] = 1.0;
+        let ones_dy = Array4::from_elem(p.output_shape(), 1.0);
+        let ones_w = Array4::from_elem(p.filter_shape(), 1.0);
+        let touched = if in_filter {
+            reference::backward_data(&p, ones_dy.view(), w_marker.view()).unwrap()
+        } else {
+            reference::backward_data(&p, dy_marker.view(), ones_w.view()).unwrap()
+        };
+        let dx = conv::backward_data_with(DataPlan::Winograd, &p, dy.view(), w.view()).unwrap();
+        for (v, t) in dx.iter().zip(&touched) {
+            prop_assert_eq!(!v.is_finite(), *t != 0.0);
+        }
+    }
+}
+
 /// f64 kernels agree with the reference to 1e-12 relative; the f32 kernels' error
 /// against the f64 reference stays within a few units of f32 rounding times sqrt(terms)
 /// for the direct plans, and within 16 times that for the plans chosen by default
@@ -185,6 +219,7 @@ fn floating_point_error_is_bounded() {
         (12, 5, 3, 48, 8),
         (20, 2, 2, 96, 3),
         (28, 3, 1, 128, 128),
+        (64, 4, 2, 3, 64),
     ]
     .into_iter()
     .enumerate()

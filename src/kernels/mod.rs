@@ -42,6 +42,7 @@ mod tiles;
 pub(crate) mod transpose;
 mod winograd;
 mod winograd_filter;
+mod winograd_narrow;
 
 use crate::element::Element;
 use crate::layout::DataFormat;
@@ -183,6 +184,9 @@ pub enum ForwardPlan {
 /// Winograd is chosen when its estimated cost (products plus transforms) is below this
 /// fraction of the direct product count.
 const WINOGRAD_COST_LIMIT: f64 = 0.75;
+/// The narrow Winograd engine is chosen when its estimated cost is below this fraction
+/// of the direct product count.
+const NARROW_WINOGRAD_COST_LIMIT: f64 = 0.85;
 /// Fewest channels on either side of the GEMMs for Winograd to pay for its transforms.
 const WINOGRAD_MIN_CHANNELS: usize = 8;
 
@@ -247,6 +251,38 @@ fn all_finite<T: Element>(values: &[T]) -> bool {
         .iter()
         .chain(chunks.remainder())
         .all(|v| v.is_finite())
+}
+
+/// The narrow Winograd engine's form of a problem (products vectorised over tiles): its
+/// tile size and estimated cost relative to the direct products, where the form (taken
+/// as NHWC) fits the engine and the transformed filter keeps to the memory rule. The
+/// engine itself further needs f32, NHWC data and AVX-512.
+fn narrow_winograd_form(
+    (s, sc): (winograd::Sliding, winograd::Scatter),
+    p: &Problem,
+) -> Option<(usize, f64)> {
+    let nhwc = winograd::Sliding {
+        channels_first: false,
+        ..s
+    };
+    let nhwc_scatter = winograd::Scatter {
+        channels_first: false,
+        ..sc
+    };
+    if !winograd_narrow::fits(&nhwc, &nhwc_scatter) {
+        return None;
+    }
+    let (m, cost) = winograd_narrow::best_tile(&s, sc.cols())?;
+    let alpha = m + s.r - 1;
+    let filter = (alpha * alpha)
+        .saturating_mul(s.in_channels)
+        .saturating_mul(sc.cols());
+    fits_workspace(p, filter).then_some((m, cost))
+}
+
+/// Whether the narrow Winograd engine is worth its transforms on a problem.
+fn narrow_winograd_pays(form: Option<(usize, f64)>) -> bool {
+    form.is_some_and(|(_, cost)| cost < NARROW_WINOGRAD_COST_LIMIT)
 }
 
 /// Whether Winograd is worth its transforms on this form.
@@ -669,9 +705,11 @@ pub enum DataPlan {
     /// through a buffer the size of the output.
     PhaseMajor,
     /// The sub-pixel view (every stride phase at once, as a stride-1 correlation of `dy`
-    /// with `ceil(k / stride)`-tap filters) computed with Winograd's minimal filtering.
-    /// Problems it does not fit (dilation, groups, unequal tap counts) fall back to
-    /// [`DataPlan::choose`]'s other plans.
+    /// with `ceil(k / stride)`-tap filters) computed with Winograd's minimal filtering:
+    /// its products vectorised over result columns, or, for at most 16 columns (stride
+    /// phases x output channels: a DCGAN generator's RGB layer) in f32 NHWC on AVX-512,
+    /// over tiles. Problems it does not fit (dilation, groups, unequal tap counts) fall
+    /// back to [`DataPlan::choose`]'s other plans.
     Winograd,
     /// The sub-pixel view computed directly: one GEMM per (image, height phase) over the
     /// windows of `dy`, with every width phase's columns at once. For large strides.
@@ -716,6 +754,9 @@ impl DataPlan {
         }
         if tiles::applies(p) {
             return DataPlan::Tiles;
+        }
+        if narrow_winograd_pays(transposed_sliding(p).and_then(|f| narrow_winograd_form(f, p))) {
+            return DataPlan::Winograd;
         }
         match transposed_sliding(p).and_then(|f| winograd_form(f, p)) {
             Some(form) if winograd_pays(&form) => DataPlan::Winograd,
@@ -777,10 +818,23 @@ pub fn backward_data_with<T: Element>(
 ) -> bool {
     let plan = match plan {
         DataPlan::Winograd => {
-            let form = transposed_sliding(p)
-                .map(|f| in_format(f, format))
+            let finite = || all_finite(dy) && all_finite(w);
+            let sliding = transposed_sliding(p).map(|f| in_format(f, format));
+            let narrow = sliding.and_then(|f| narrow_winograd_form(f, p));
+            if let (Some((s, sc)), Some((m, _))) = (sliding, narrow) {
+                if winograd_narrow::fits(&s, &sc) && finite() {
+                    let filter = sub_pixel_filter(p, s.r, w);
+                    if winograd_narrow::correlate(&s, &sc, m, dy, &filter, dx) {
+                        return true;
+                    }
+                }
+            }
+            // Problems chosen for the narrow engine that it does not take here (NCHW,
+            // f64, no AVX-512): the column-vectorised engine only where that pays.
+            let form = sliding
                 .and_then(|f| winograd_form(f, p))
-                .filter(|_| all_finite(dy) && all_finite(w));
+                .filter(|form| !narrow_winograd_pays(narrow) || winograd_pays(form))
+                .filter(|_| finite());
             if let Some((s, sc, m, _)) = form {
                 let filter = sub_pixel_filter(p, s.r, w);
                 winograd::correlate(&s, &sc, m, dy, &filter, dx);

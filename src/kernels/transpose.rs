@@ -25,7 +25,9 @@ fn block<T: Copy>(b: &mut Block<T>) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn registers(mut r: [std::arch::x86_64::__m512; BLOCK]) -> [std::arch::x86_64::__m512; BLOCK] {
+pub(crate) fn registers(
+    mut r: [std::arch::x86_64::__m512; BLOCK],
+) -> [std::arch::x86_64::__m512; BLOCK] {
     use std::arch::x86_64::*;
     let mut t = [_mm512_setzero_ps(); BLOCK];
     for i in (0..BLOCK).step_by(2) {

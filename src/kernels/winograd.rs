@@ -16,7 +16,7 @@ use crate::element::Element;
 use rayon::prelude::*;
 
 /// Interpolation points (infinity is always the last point).
-const POINTS: [f64; 7] = [0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5];
+pub(crate) const POINTS: [f64; 7] = [0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5];
 /// Largest tile (`alpha = m + r - 1`) convt uses: beyond 6 points f32 loses accuracy.
 pub(crate) const MAX_ALPHA: usize = 6;
 /// Largest output tile `m`: the output transform's entries grow as 2^(m-1), and so do
@@ -476,7 +476,12 @@ pub(crate) fn correlate<T: Element>(
 }
 
 /// `U[xi][nu][k][col] = sum G[xi][a] G[nu][b] filter[a][b][k][col]`.
-fn transform_filter<T: Element>(tr: &Transforms, s: &Sliding, cols: usize, filter: &[T]) -> Vec<T> {
+pub(crate) fn transform_filter<T: Element>(
+    tr: &Transforms,
+    s: &Sliding,
+    cols: usize,
+    filter: &[T],
+) -> Vec<T> {
     let (alpha, r) = (tr.alpha, tr.r);
     let plane = s.in_channels * cols;
     let g = sparse_rows::<T>(&tr.g, alpha, r);

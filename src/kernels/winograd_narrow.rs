@@ -1,0 +1,630 @@
+//! Winograd's minimal filtering for correlations with few result columns (at most
+//! [`MAX_COLS`]), f32 on AVX-512, NHWC data: a DCGAN generator's RGB layer, whose
+//! sub-pixel view has 4 stride phases x 3 channels = 12 columns.
+//!
+//! [`super::winograd`] vectorises its products over result columns, which fills 12 of a
+//! register's 16 lanes here, and its transforms cost about as much as its products.
+//! This engine vectorises the products and the output transform over 16 *tiles*
+//! instead:
+//! 1. the input transform runs on 16 channels at a time, for a group of 16 tiles, its
+//!    transforms' coefficients constants in the code (one function per tile size);
+//! 2. per point, each `16 tiles x 16 channels` block is transposed in registers to one
+//!    register of tiles per channel;
+//! 3. every result column is one register of 16 tiles: a sum over channels of those
+//!    registers times the broadcast filter value, in registers;
+//! 4. the output transform runs on those registers, the results are transposed back to
+//!    one run per (tile, grid row, phase) and copied into the output rows.
+//!
+//! Lanes never mix: a tile's results do not depend on the other tiles of its group, and
+//! each is a fixed sequence of operations, so results do not depend on how tiles are
+//! grouped or split into tasks (nor on the thread count).
+
+use super::transpose;
+use super::winograd::{transform_filter, Row, Scatter, Sliding, Transforms};
+use super::winograd::{MAX_ALPHA, MAX_TILE, POINTS};
+use rayon::prelude::*;
+
+/// Most result columns (one register of broadcasts per channel and point).
+pub(crate) const MAX_COLS: usize = 16;
+/// Fewest input channels: below a register of channels the input transform is as slow
+/// as the products.
+pub(crate) const MIN_CHANNELS: usize = 16;
+/// Tiles per group: the lanes of one register.
+const GROUP: usize = 16;
+/// Tasks a call is cut into at least, where it has the tile rows.
+const MIN_TASKS: usize = 16;
+
+/// Whether the engine takes the form at all: NHWC both ways, few result columns, enough
+/// input channels, taps Winograd takes.
+pub(crate) fn fits(s: &Sliding, sc: &Scatter) -> bool {
+    !s.channels_first
+        && !sc.channels_first
+        && (1..=MAX_COLS).contains(&sc.cols())
+        && s.in_channels >= MIN_CHANNELS
+        && (2..MAX_ALPHA).contains(&s.r)
+        && s.grid_h > 0
+        && s.grid_w > 0
+}
+
+/// The best tile size for this engine and its estimated cost relative to the direct
+/// product count: products (full registers) plus the input transform and transposes,
+/// about eight operations per transformed value, and the output side.
+pub(crate) fn best_tile(s: &Sliding, cols: usize) -> Option<(usize, f64)> {
+    let (k, n) = (s.in_channels as f64, cols as f64);
+    let direct = (s.batch * s.grid_h * s.grid_w * s.r * s.r) as f64 * k * n;
+    (2..=(MAX_ALPHA + 1 - s.r).min(MAX_TILE))
+        .map(|m| {
+            let alpha = (m + s.r - 1) as f64;
+            let tiles = (s.batch * s.grid_h.div_ceil(m) * s.grid_w.div_ceil(m)) as f64;
+            let tiles = (tiles / GROUP as f64).ceil() * GROUP as f64;
+            let work = tiles * alpha * alpha * (k * n + 8.0 * k) + tiles * (m * m) as f64 * n * 8.0;
+            (m, work / direct)
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+/// Computes the sliding correlation into `out` like [`super::winograd::correlate`] (every
+/// output value inside the scatter is written), with `filter` as `[r][r][in][cols]`.
+/// Returns false, having written nothing, where the engine does not apply: not f32, no
+/// AVX-512, or a form [`fits`] rejects.
+pub(crate) fn correlate<T: 'static>(
+    s: &Sliding,
+    sc: &Scatter,
+    m: usize,
+    input: &[T],
+    filter: &[T],
+    out: &mut [T],
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(input), Some(filter), Some(out)) = (
+        super::f32s(input),
+        super::f32s(filter),
+        super::f32s_mut(out),
+    ) {
+        let alpha = m + s.r - 1;
+        if fits(s, sc)
+            && (2..=MAX_TILE).contains(&m)
+            && alpha <= MAX_ALPHA
+            && std::arch::is_x86_feature_detected!("avx512f")
+        {
+            correlate_f32(s, sc, m, input, filter, out);
+            return true;
+        }
+    }
+    let _ = (s, sc, m, input, filter, out);
+    false
+}
+
+/// Tile rows per task: the fewest idle lanes in each task's last group, with at least
+/// [`MIN_TASKS`] tasks where there are rows enough (ties: the larger band).
+fn band(tiles_w: usize, tile_rows: usize) -> usize {
+    let most = tile_rows.div_ceil(MIN_TASKS).max(1);
+    (1..=most)
+        .min_by_key(|&b| {
+            let tiles = b * tiles_w;
+            let idle = tiles.div_ceil(GROUP) * GROUP - tiles;
+            (idle * 1000 / tiles.max(1), std::cmp::Reverse(b))
+        })
+        .unwrap_or(1)
+}
+
+/// Buffers one task reuses from group to group.
+#[derive(Default)]
+struct Scratch {
+    /// Transformed inputs, `[point][block of 16 channels][tile][16]`.
+    v: Vec<f32>,
+    /// One pixel of zeros: the window pixels outside the input.
+    zeros: Vec<f32>,
+    /// Products, `[point][col][tile]`.
+    products: Vec<f32>,
+    /// Results, `[(grid row, phase, grid column, phase column)][tile]`.
+    results: Vec<f32>,
+    /// The same, `[tile][...]`.
+    runs: Vec<f32>,
+}
+
+/// What every task shares.
+struct Job<'a> {
+    s: &'a Sliding,
+    sc: &'a Scatter,
+    input: &'a [f32],
+    /// The transformed filter, `[point][in][cols]`.
+    u: Vec<f32>,
+    tiles_h: usize,
+    tiles_w: usize,
+}
+
+/// Tile rows `r0..r1` of the batch, and the output rows they own: slot `((row - r0) * m +
+/// grid row in the tile) * stride_h + phase`.
+type Task<'o> = (usize, usize, Vec<Option<Row<'o, f32>>>);
+
+/// [`correlate`] in f32 with AVX-512: tasks of whole tile rows, each in groups of 16
+/// tiles.
+#[cfg(target_arch = "x86_64")]
+fn correlate_f32(
+    s: &Sliding,
+    sc: &Scatter,
+    m: usize,
+    input: &[f32],
+    filter: &[f32],
+    out: &mut [f32],
+) {
+    let tr = Transforms::new(m, s.r);
+    let (k, cols) = (s.in_channels, sc.cols());
+    if out.is_empty() {
+        return;
+    }
+    assert_eq!(input.len(), s.batch * s.in_h * s.in_w * k);
+    let (tiles_h, tiles_w) = (s.grid_h.div_ceil(m), s.grid_w.div_ceil(m));
+    let tile_rows = s.batch * tiles_h;
+    let band = band(tiles_w, tile_rows);
+    let mut rows = sc.rows(out);
+    let mut tasks: Vec<Task<'_>> = Vec::new();
+    for b in 0..tile_rows.div_ceil(band) {
+        let (r0, r1) = (b * band, ((b + 1) * band).min(tile_rows));
+        let mut mine = Vec::with_capacity((r1 - r0) * m * sc.stride_h);
+        for row in r0..r1 {
+            let (image, th) = (row / tiles_h, row % tiles_h);
+            for gh in th * m..th * m + m {
+                for ph in 0..sc.stride_h {
+                    mine.push(sc.take_row(&mut rows, image, (gh, s.grid_h), ph));
+                }
+            }
+        }
+        tasks.push((r0, r1, mine));
+    }
+    let job = Job {
+        s,
+        sc,
+        input,
+        u: transform_filter(&tr, s, cols, filter),
+        tiles_h,
+        tiles_w,
+    };
+    tasks
+        .into_par_iter()
+        .for_each_init(Scratch::default, |scratch, (r0, r1, mut mine)| {
+            let tiles = (r1 - r0) * tiles_w;
+            for g0 in (0..tiles).step_by(GROUP) {
+                let group = (g0, GROUP.min(tiles - g0));
+                macro_rules! sizes {
+                    ($(($m:literal, $a:literal))*) => {
+                        match (m, job.s.r + m - 1) {
+                            // SAFETY: the CPU has AVX-512F, checked by `correlate`.
+                            $(($m, $a) => unsafe { job.group::<$m, $a>(scratch, r0, group, &mut mine) },)*
+                            _ => unreachable!("2 <= m <= MAX_TILE, alpha <= MAX_ALPHA"),
+                        }
+                    };
+                }
+                sizes!((2, 3) (2, 4) (2, 5) (2, 6) (3, 4) (3, 5) (3, 6) (4, 5) (4, 6));
+            }
+        });
+}
+
+/// `dst = src` for slices of equal length, by masked register loads and stores (no
+/// library call for the short runs of a tile).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn copy(dst: &mut [f32], src: &[f32]) {
+    use std::arch::x86_64::*;
+    let n = dst.len().min(src.len());
+    for start in (0..n).step_by(GROUP) {
+        let mask = ((1u32 << (n - start).min(GROUP)) - 1) as u16;
+        // SAFETY: the mask enables lanes `start..n` only, which both slices hold;
+        // masked-off lanes are neither read nor written.
+        unsafe {
+            let v = _mm512_maskz_loadu_ps(mask, src.as_ptr().add(start));
+            _mm512_mask_storeu_ps(dst.as_mut_ptr().add(start), mask, v);
+        }
+    }
+}
+
+/// Per point, every result column of 16 tiles: `out[col][tile] = sum over channels of
+/// v[tile][channel] * u[channel][col]`, `N` columns. `v` holds the point's blocks of 16
+/// channels, `[block][tile][16]`; each is transposed in registers to one register of
+/// tiles per channel, multiplied by the broadcast filter values, and summed in
+/// registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn products<const N: usize>(v: &[f32], u: &[f32], k: usize, out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let blocks = k.div_ceil(GROUP);
+    assert!(v.len() >= blocks * GROUP * GROUP && u.len() >= k * N && out.len() >= N * GROUP);
+    let mut acc = [_mm512_setzero_ps(); N];
+    for block in 0..blocks {
+        let mut rows = [_mm512_setzero_ps(); GROUP];
+        for (g, row) in rows.iter_mut().enumerate() {
+            // SAFETY: the assert above puts the block's 16 rows of 16 values in `v`.
+            *row = unsafe { _mm512_loadu_ps(v.as_ptr().add((block * GROUP + g) * GROUP)) };
+        }
+        let channels = transpose::registers(rows);
+        let c0 = block * GROUP;
+        if k - c0 >= GROUP {
+            let filter = &u[c0 * N..][..GROUP * N];
+            for (j, &a) in channels.iter().enumerate() {
+                for (c, acc) in acc.iter_mut().enumerate() {
+                    *acc = _mm512_fmadd_ps(a, _mm512_set1_ps(filter[j * N + c]), *acc);
+                }
+            }
+        } else {
+            let filter = &u[c0 * N..k * N];
+            for (j, &a) in channels.iter().enumerate().take(k - c0) {
+                for (c, acc) in acc.iter_mut().enumerate() {
+                    *acc = _mm512_fmadd_ps(a, _mm512_set1_ps(filter[j * N + c]), *acc);
+                }
+            }
+        }
+    }
+    for (c, acc) in acc.iter().enumerate() {
+        // SAFETY: `out` holds `N * 16` values (the assert above), and `c < N`.
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(c * GROUP), *acc) };
+    }
+}
+
+/// `BT` of Winograd's F(m, r) for `A = m + r - 1` points (it depends on `A` only), as
+/// [`Transforms::new`] makes it, computed at compile time: row `j` holds the coefficients
+/// of the product of `x - p` over the finite points `p` other than point `j` (every
+/// finite point for the last row, the point at infinity).
+const fn input_matrix<const A: usize>() -> [[f32; A]; A] {
+    let mut bt = [[0.0; A]; A];
+    let mut j = 0;
+    while j < A {
+        let mut c = [0.0f64; MAX_ALPHA + 1];
+        c[0] = 1.0;
+        let mut len = 1;
+        let mut l = 0;
+        while l < A - 1 {
+            if l != j {
+                // c *= (x - root), highest power first so each step reads the old value.
+                let root = POINTS[l];
+                let mut i = len;
+                while i > 0 {
+                    c[i] = c[i - 1] - root * c[i];
+                    i -= 1;
+                }
+                c[0] = -root * c[0];
+                len += 1;
+            }
+            l += 1;
+        }
+        let mut t = 0;
+        while t < A {
+            bt[j][t] = c[t] as f32;
+            t += 1;
+        }
+        j += 1;
+    }
+    bt
+}
+
+/// `AT` of Winograd's F(M, r) for `A` points, as [`Transforms::new`] makes it, computed
+/// at compile time: powers of the finite points, and 1 for infinity in the last row.
+const fn output_matrix<const M: usize, const A: usize>() -> [[f32; A]; M] {
+    let mut at = [[0.0; A]; M];
+    let mut j = 0;
+    while j < A - 1 {
+        let mut power = 1.0f64;
+        let mut i = 0;
+        while i < M {
+            at[i][j] = power as f32;
+            power *= POINTS[j];
+            i += 1;
+        }
+        j += 1;
+    }
+    at[M - 1][A - 1] = 1.0;
+    at
+}
+
+/// Adds the term `c * v` to a sum (`None`: no term yet), with `c` a constant: zero
+/// terms vanish and unit ones are plain adds once the call is inlined.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn term(
+    acc: Option<std::arch::x86_64::__m512>,
+    c: f32,
+    v: std::arch::x86_64::__m512,
+) -> Option<std::arch::x86_64::__m512> {
+    use std::arch::x86_64::*;
+    if c == 0.0 {
+        return acc;
+    }
+    Some(match acc {
+        None if c == 1.0 => v,
+        None => _mm512_mul_ps(_mm512_set1_ps(c), v),
+        Some(a) if c == 1.0 => _mm512_add_ps(a, v),
+        Some(a) if c == -1.0 => _mm512_sub_ps(a, v),
+        Some(a) => _mm512_fmadd_ps(_mm512_set1_ps(c), v, a),
+    })
+}
+
+/// One row of a constant matrix times `x`, by literal indices (so that the coefficients
+/// are constants in the code).
+macro_rules! row_times {
+    ($matrix:ident, $i:literal, $x:ident, [$($j:literal)*]) => {{
+        let mut acc = None;
+        $( acc = term(acc, $matrix[$i][$j], $x[$j]); )*
+        acc.unwrap_or(_mm512_setzero_ps())
+    }};
+}
+
+/// Functions `out = matrix * x` for the constant matrices of the tile sizes used.
+macro_rules! transforms {
+    ($($name:ident = $matrix:ident [$($i:literal)*] $js:tt;)*) => {$(
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        fn $name(x: &[std::arch::x86_64::__m512], out: &mut [std::arch::x86_64::__m512]) {
+            use std::arch::x86_64::*;
+            $( out[$i] = row_times!($matrix, $i, x, $js); )*
+        }
+    )*};
+}
+
+const BT3: [[f32; 3]; 3] = input_matrix::<3>();
+const BT4: [[f32; 4]; 4] = input_matrix::<4>();
+const BT5: [[f32; 5]; 5] = input_matrix::<5>();
+const BT6: [[f32; 6]; 6] = input_matrix::<6>();
+const AT23: [[f32; 3]; 2] = output_matrix::<2, 3>();
+const AT24: [[f32; 4]; 2] = output_matrix::<2, 4>();
+const AT25: [[f32; 5]; 2] = output_matrix::<2, 5>();
+const AT26: [[f32; 6]; 2] = output_matrix::<2, 6>();
+const AT34: [[f32; 4]; 3] = output_matrix::<3, 4>();
+const AT35: [[f32; 5]; 3] = output_matrix::<3, 5>();
+const AT36: [[f32; 6]; 3] = output_matrix::<3, 6>();
+const AT45: [[f32; 5]; 4] = output_matrix::<4, 5>();
+const AT46: [[f32; 6]; 4] = output_matrix::<4, 6>();
+
+transforms! {
+    bt3 = BT3 [0 1 2] [0 1 2];
+    bt4 = BT4 [0 1 2 3] [0 1 2 3];
+    bt5 = BT5 [0 1 2 3 4] [0 1 2 3 4];
+    bt6 = BT6 [0 1 2 3 4 5] [0 1 2 3 4 5];
+    at23 = AT23 [0 1] [0 1 2];
+    at24 = AT24 [0 1] [0 1 2 3];
+    at25 = AT25 [0 1] [0 1 2 3 4];
+    at26 = AT26 [0 1] [0 1 2 3 4 5];
+    at34 = AT34 [0 1 2] [0 1 2 3];
+    at35 = AT35 [0 1 2] [0 1 2 3 4];
+    at36 = AT36 [0 1 2] [0 1 2 3 4 5];
+    at45 = AT45 [0 1 2 3] [0 1 2 3 4];
+    at46 = AT46 [0 1 2 3] [0 1 2 3 4 5];
+}
+
+/// `out = BT x` for `A` points.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn input_1d<const A: usize>(
+    x: &[std::arch::x86_64::__m512; A],
+    out: &mut [std::arch::x86_64::__m512; A],
+) {
+    match A {
+        3 => bt3(x, out),
+        4 => bt4(x, out),
+        5 => bt5(x, out),
+        _ => bt6(x, out),
+    }
+}
+
+/// `out = AT x` for F(M, r) on `A` points.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn output_1d<const M: usize, const A: usize>(
+    x: &[std::arch::x86_64::__m512; A],
+    out: &mut [std::arch::x86_64::__m512; M],
+) {
+    match (M, A) {
+        (2, 3) => at23(x, out),
+        (2, 4) => at24(x, out),
+        (2, 5) => at25(x, out),
+        (2, 6) => at26(x, out),
+        (3, 4) => at34(x, out),
+        (3, 5) => at35(x, out),
+        (3, 6) => at36(x, out),
+        (4, 5) => at45(x, out),
+        _ => at46(x, out),
+    }
+}
+
+impl Job<'_> {
+    /// Tiles `g0..g0 + count` of the task starting at tile row `r0`, with F(M, r) on `A`
+    /// points: their results, into the task's output rows `mine`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn group<const M: usize, const A: usize>(
+        &self,
+        scratch: &mut Scratch,
+        r0: usize,
+        (g0, count): (usize, usize),
+        mine: &mut [Option<Row<'_, f32>>],
+    ) {
+        use std::arch::x86_64::*;
+        let (s, sc) = (self.s, self.sc);
+        let (k, cols) = (s.in_channels, sc.cols());
+        const { assert!(M >= 2 && A <= MAX_ALPHA) };
+        let points = A * A;
+        let zero = _mm512_setzero_ps();
+        let q = M * M * cols;
+        let blocks = k.div_ceil(GROUP);
+        // Points a cache line more than their blocks apart: at a multiple of 4 KiB (k = 64)
+        // the stores of one tile's points all fall in one L1 set.
+        let point_stride = blocks * GROUP * GROUP + GROUP;
+        scratch.v.resize(points * point_stride, 0.0);
+        scratch.products.resize(points * cols * GROUP, 0.0);
+        scratch.results.resize(q * GROUP, 0.0);
+        scratch.runs.resize(GROUP * q, 0.0);
+
+        // Where each tile's window pixels start: in the input, or at a row of zeros
+        // (outside the input, and the missing tiles of the last group).
+        scratch.zeros.resize(k, 0.0);
+        let mut windows = [[[scratch.zeros.as_ptr(); A]; A]; GROUP];
+        for (g, window) in windows.iter_mut().enumerate().take(count) {
+            let tile = g0 + g;
+            let row = r0 + tile / self.tiles_w;
+            let (image, th, tw) = (row / self.tiles_h, row % self.tiles_h, tile % self.tiles_w);
+            for (a, line) in window.iter_mut().enumerate() {
+                let ih = s.origin_h + (th * M + a) as isize;
+                for (b, pixel) in line.iter_mut().enumerate() {
+                    let iw = s.origin_w + (tw * M + b) as isize;
+                    if ih >= 0 && (ih as usize) < s.in_h && iw >= 0 && (iw as usize) < s.in_w {
+                        let at = ((image * s.in_h + ih as usize) * s.in_w + iw as usize) * k;
+                        *pixel = self.input[at..][..k].as_ptr();
+                    }
+                }
+            }
+        }
+
+        // 1. Input transform, 16 channels of 16 tiles at a time.
+        let v = scratch.v.as_mut_ptr();
+        for (g, window) in windows.iter().enumerate() {
+            for c0 in (0..k).step_by(GROUP) {
+                let mask = ((1u32 << (k - c0).min(GROUP)) - 1) as u16;
+                let mut d = [[zero; A]; A];
+                for (line, starts) in d.iter_mut().zip(window) {
+                    for (lane, &start) in line.iter_mut().zip(starts) {
+                        // SAFETY: every window pointer starts `k` values (checked by the
+                        // slicing above, or the zero row's length); the mask enables
+                        // channels `c0..k` only.
+                        *lane = unsafe { _mm512_maskz_loadu_ps(mask, start.add(c0)) };
+                    }
+                }
+                // half[xi][b] = sum_a BT[xi][a] d[a][b]; V[xi][nu] = sum_b BT[nu][b] half[xi][b].
+                let mut half = [[zero; A]; A];
+                for b in 0..A {
+                    let column: [__m512; A] = std::array::from_fn(|a| d[a][b]);
+                    let mut out = [zero; A];
+                    input_1d(&column, &mut out);
+                    for xi in 0..A {
+                        half[xi][b] = out[xi];
+                    }
+                }
+                for (xi, half) in half.iter().enumerate() {
+                    let mut values = [zero; A];
+                    input_1d(half, &mut values);
+                    for (nu, value) in values.iter().enumerate() {
+                        let at = (xi * A + nu) * point_stride + (c0 + g) * GROUP;
+                        // SAFETY: `v` holds `points` runs of `point_stride >= blocks * 256`
+                        // values, and `(c0 + g) * 16 + 16 <= blocks * 256`.
+                        unsafe { _mm512_storeu_ps(v.add(at), *value) };
+                    }
+                }
+            }
+        }
+
+        // 2-3. Products, one register of tiles per column.
+        for point in 0..points {
+            let v = &scratch.v[point * point_stride..][..blocks * GROUP * GROUP];
+            let u = &self.u[point * k * cols..][..k * cols];
+            let out = &mut scratch.products[point * cols * GROUP..][..cols * GROUP];
+            macro_rules! columns {
+                ($($n:literal)*) => {
+                    match cols {
+                        $($n => products::<$n>(v, u, k, out),)*
+                        _ => unreachable!("at most MAX_COLS columns"),
+                    }
+                };
+            }
+            columns!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
+        }
+
+        // 4. Output transform per column; results by (grid row, phase, grid column,
+        // phase column), so that each (tile, grid row, phase) is one run.
+        let phase_cols = sc.stride_w * sc.channels;
+        for col in 0..cols {
+            let (ph, rest) = (col / phase_cols, col % phase_cols);
+            // products[xi][nu], by columns: gathered[nu][xi].
+            let mut gathered = [[zero; A]; A];
+            for (nu, column) in gathered.iter_mut().enumerate() {
+                for (xi, value) in column.iter_mut().enumerate() {
+                    let at = ((xi * A + nu) * cols + col) * GROUP;
+                    // SAFETY: `products` holds `points * cols` registers of 16 values.
+                    *value = unsafe { _mm512_loadu_ps(scratch.products[at..][..GROUP].as_ptr()) };
+                }
+            }
+            // half[a][nu] = sum_xi AT[a][xi] M[xi][nu]; y[a][b] = sum_nu AT[b][nu] half[a][nu].
+            let mut half = [[zero; A]; M];
+            for (nu, column) in gathered.iter().enumerate() {
+                let mut out = [zero; M];
+                output_1d(column, &mut out);
+                for a in 0..M {
+                    half[a][nu] = out[a];
+                }
+            }
+            for (a, half) in half.iter().enumerate() {
+                let mut y = [zero; M];
+                output_1d(half, &mut y);
+                for (b, y) in y.iter().enumerate() {
+                    let index = ((a * sc.stride_h + ph) * M + b) * phase_cols + rest;
+                    let dst = &mut scratch.results[index * GROUP..][..GROUP];
+                    // SAFETY: `dst` holds 16 values.
+                    unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), *y) };
+                }
+            }
+        }
+        transpose::strided(&scratch.results, GROUP, (q, GROUP), &mut scratch.runs, q);
+
+        // 5. Each (tile, grid row, phase) run into its output row, cropped to it.
+        let run = M * phase_cols;
+        for g in 0..count {
+            let tile = g0 + g;
+            let (local_row, tw) = (tile / self.tiles_w, tile % self.tiles_w);
+            let gw0 = tw * M;
+            // (Grid columns past `grid_w` land past the output: cropped with it.)
+            let span = M * sc.stride_w;
+            let first = sc.stride_w * gw0;
+            let t0 = sc.shift_w.saturating_sub(first);
+            let t1 = span.min((sc.out_w + sc.shift_w).saturating_sub(first));
+            if t0 >= t1 {
+                continue;
+            }
+            for a in 0..M {
+                for ph in 0..sc.stride_h {
+                    let slot = (local_row * M + a) * sc.stride_h + ph;
+                    let Some(row) = mine[slot].as_mut().and_then(|r| r.first_mut()) else {
+                        continue;
+                    };
+                    let src = &scratch.runs[g * q + (a * sc.stride_h + ph) * run..][..run];
+                    let c = sc.channels;
+                    let dst = &mut row[(first + t0 - sc.shift_w) * c..][..(t1 - t0) * c];
+                    copy(dst, &src[t0 * c..t1 * c]);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The compile-time transforms are those of [`Transforms::new`].
+    #[test]
+    fn matrices_match_the_transforms() {
+        fn check<const R: usize, const C: usize>(matrix: &[[f32; C]; R], want: &[f64], what: &str) {
+            assert_eq!(want.len(), R * C, "{what}");
+            for (i, row) in matrix.iter().enumerate() {
+                for (j, &v) in row.iter().enumerate() {
+                    assert_eq!(v as f64, want[i * C + j], "{what} [{i}][{j}]");
+                }
+            }
+        }
+        check(&BT3, &Transforms::new(2, 2).bt, "BT3");
+        check(&BT4, &Transforms::new(3, 2).bt, "BT4");
+        check(&BT5, &Transforms::new(4, 2).bt, "BT5");
+        check(&BT6, &Transforms::new(4, 3).bt, "BT6");
+        check(&AT23, &Transforms::new(2, 2).at, "AT23");
+        check(&AT24, &Transforms::new(2, 3).at, "AT24");
+        check(&AT25, &Transforms::new(2, 4).at, "AT25");
+        check(&AT26, &Transforms::new(2, 5).at, "AT26");
+        check(&AT34, &Transforms::new(3, 2).at, "AT34");
+        check(&AT35, &Transforms::new(3, 3).at, "AT35");
+        check(&AT36, &Transforms::new(3, 4).at, "AT36");
+        check(&AT45, &Transforms::new(4, 2).at, "AT45");
+        check(&AT46, &Transforms::new(4, 3).at, "AT46");
+    }
+}
