@@ -818,23 +818,33 @@ pub fn backward_data_with<T: Element>(
 ) -> bool {
     let plan = match plan {
         DataPlan::Winograd => {
-            let finite = || all_finite(dy) && all_finite(w);
-            let sliding = transposed_sliding(p).map(|f| in_format(f, format));
-            let narrow = sliding.and_then(|f| narrow_winograd_form(f, p));
-            if let (Some((s, sc)), Some((m, _))) = (sliding, narrow) {
-                if winograd_narrow::fits(&s, &sc) && finite() {
-                    let filter = sub_pixel_filter(p, s.r, w);
-                    if winograd_narrow::correlate(&s, &sc, m, dy, &filter, dx) {
-                        return true;
+            if let Some((s, sc, m)) = narrow_winograd_call(p, format, w) {
+                let filter = sub_pixel_filter(p, s.r, w);
+                match winograd_narrow::correlate(&s, &sc, m, dy, &filter, dx) {
+                    winograd_narrow::Outcome::Done => return true,
+                    winograd_narrow::Outcome::NonFinite => {
+                        // NaN or infinity in `dy`: a direct plan, on `dx` zeroed again.
+                        dx.fill(T::zero());
+                        return backward_data_with(
+                            DataPlan::choose_direct(p),
+                            format,
+                            p,
+                            dy,
+                            w,
+                            dx,
+                        );
                     }
+                    winograd_narrow::Outcome::Declined => {}
                 }
             }
             // Problems chosen for the narrow engine that it does not take here (NCHW,
             // f64, no AVX-512): the column-vectorised engine only where that pays.
+            let sliding = transposed_sliding(p).map(|f| in_format(f, format));
+            let narrow = sliding.and_then(|f| narrow_winograd_form(f, p));
             let form = sliding
                 .and_then(|f| winograd_form(f, p))
                 .filter(|form| !narrow_winograd_pays(narrow) || winograd_pays(form))
-                .filter(|_| finite());
+                .filter(|_| all_finite(dy) && all_finite(w));
             if let Some((s, sc, m, _)) = form {
                 let filter = sub_pixel_filter(p, s.r, w);
                 winograd::correlate(&s, &sc, m, dy, &filter, dx);
@@ -900,7 +910,8 @@ pub fn backward_data_with<T: Element>(
     true
 }
 
-/// [`backward_data_with`] for plans that store every value of `dx`: they fill `dx`, an
+/// [`backward_data_with`] for plans that store every value of `dx` (the tile product,
+/// the narrow Winograd engine): they fill `dx`, an
 /// empty vector with room for the `len` values of the problem's input, without a
 /// zero-fill first. Returns false, leaving `dx` empty, for the other plans and for calls
 /// this one declines; the caller then zero-fills `dx` and calls [`backward_data_with`].
@@ -913,9 +924,46 @@ pub fn backward_data_fresh<T: Element>(
     dx: &mut Vec<T>,
     len: usize,
 ) -> bool {
-    plan == DataPlan::Tiles
-        && format == DataFormat::Nhwc
-        && tiles::backward_data_fresh(p, dy, w, dx, len)
+    match plan {
+        DataPlan::Tiles => {
+            format == DataFormat::Nhwc && tiles::backward_data_fresh(p, dy, w, dx, len)
+        }
+        DataPlan::Winograd => {
+            let Some((s, sc, m)) = narrow_winograd_call(p, format, w) else {
+                return false;
+            };
+            let filter = sub_pixel_filter(p, s.r, w);
+            match winograd_narrow::correlate_fresh(&s, &sc, m, dy, &filter, dx, len) {
+                winograd_narrow::Outcome::Done => true,
+                winograd_narrow::Outcome::Declined => false,
+                winograd_narrow::Outcome::NonFinite => {
+                    // NaN or infinity in `dy`: a direct plan, on a zero-filled `dx`.
+                    dx.resize(len, T::zero());
+                    let done = backward_data_with(DataPlan::choose_direct(p), format, p, dy, w, dx);
+                    if !done {
+                        dx.clear();
+                    }
+                    done
+                }
+            }
+        }
+        _ => false,
+    }
+}
+
+/// The narrow Winograd engine's form of a call (sliding correlation, scatter, tile
+/// size), where the engine can take it: the form fits (NHWC, few columns) and the filter
+/// is finite (the transforms would spread a NaN or infinity to outputs it is not
+/// connected to; the engine finds those of `dy` itself). The engine further needs f32
+/// and AVX-512.
+fn narrow_winograd_call<T: Element>(
+    p: &Problem,
+    format: DataFormat,
+    w: &[T],
+) -> Option<(winograd::Sliding, winograd::Scatter, usize)> {
+    let (s, sc) = in_format(transposed_sliding(p)?, format);
+    let (m, _) = narrow_winograd_form((s, sc), p)?;
+    (winograd_narrow::fits(&s, &sc) && all_finite(w)).then_some((s, sc, m))
 }
 
 /// A stride-1, one-group transposed problem as the forward problem it equals: `dy` is

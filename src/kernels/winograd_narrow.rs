@@ -23,6 +23,7 @@ use super::transpose;
 use super::winograd::{transform_filter, Row, Scatter, Sliding, Transforms};
 use super::winograd::{MAX_ALPHA, MAX_TILE, POINTS};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Most result columns (one register of broadcasts per channel and point).
 pub(crate) const MAX_COLS: usize = 16;
@@ -63,10 +64,24 @@ pub(crate) fn best_tile(s: &Sliding, cols: usize) -> Option<(usize, f64)> {
         .min_by(|a, b| a.1.total_cmp(&b.1))
 }
 
+/// How a call of the engine ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The engine does not apply (not f32, no AVX-512, a form [`fits`] rejects): nothing
+    /// was written.
+    Declined,
+    /// Every output value was written.
+    Done,
+    /// The input (or the filter) holds a NaN or an infinity, which the transforms would
+    /// spread to outputs it is not connected to: the output holds partial results, to be
+    /// recomputed by another plan. (Found in the products: every input value reaches
+    /// each transformed point's first column through a nonzero coefficient, and `x * 0`
+    /// is NaN for infinite `x`. Sums that overflow are reported too.)
+    NonFinite,
+}
+
 /// Computes the sliding correlation into `out` like [`super::winograd::correlate`] (every
 /// output value inside the scatter is written), with `filter` as `[r][r][in][cols]`.
-/// Returns false, having written nothing, where the engine does not apply: not f32, no
-/// AVX-512, or a form [`fits`] rejects.
 pub(crate) fn correlate<T: 'static>(
     s: &Sliding,
     sc: &Scatter,
@@ -74,7 +89,7 @@ pub(crate) fn correlate<T: 'static>(
     input: &[T],
     filter: &[T],
     out: &mut [T],
-) -> bool {
+) -> Outcome {
     #[cfg(target_arch = "x86_64")]
     if let (Some(input), Some(filter), Some(out)) = (
         super::f32s(input),
@@ -87,12 +102,58 @@ pub(crate) fn correlate<T: 'static>(
             && alpha <= MAX_ALPHA
             && std::arch::is_x86_feature_detected!("avx512f")
         {
-            correlate_f32(s, sc, m, input, filter, out);
-            return true;
+            return correlate_f32(s, sc, m, input, filter, out);
         }
     }
     let _ = (s, sc, m, input, filter, out);
-    false
+    Outcome::Declined
+}
+
+/// [`correlate`] into a new vector: `out` is empty with room for the `len` values of the
+/// scatter's output, which the engine fills without a zero-fill first. `out` stays
+/// empty unless the outcome is [`Outcome::Done`].
+pub(crate) fn correlate_fresh<T: 'static>(
+    s: &Sliding,
+    sc: &Scatter,
+    m: usize,
+    input: &[T],
+    filter: &[T],
+    out: &mut Vec<T>,
+    len: usize,
+) -> Outcome {
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(input), Some(filter)) = (super::f32s(input), super::f32s(filter)) {
+        let size = [s.batch, sc.out_h, sc.out_w, sc.channels]
+            .iter()
+            .try_fold(1, |n: usize, &d| n.checked_mul(d));
+        let room = out.is_empty() && out.capacity() >= len && size == Some(len);
+        if room
+            && fits(s, sc)
+            && (2..=MAX_TILE).contains(&m)
+            && m + s.r - 1 <= MAX_ALPHA
+            && std::arch::is_x86_feature_detected!("avx512f")
+        {
+            let spare = &mut out.spare_capacity_mut()[..len];
+            // SAFETY: `T` is `f32` (`f32s` accepted `input`, of the same `T`), so the
+            // spare room holds `MaybeUninit<f32>`; the view borrows `out` mutably.
+            let spare = unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast(), len) };
+            let outcome = correlate_f32(s, sc, m, input, filter, spare);
+            if outcome != Outcome::Done {
+                return outcome;
+            }
+            // SAFETY: the engine stored all `len` values. Every output row `oh` is the
+            // slot of grid row `(oh + shift_h) / stride_h` and phase `(oh + shift_h) %
+            // stride_h`, below `grid_h` by the sub-pixel view's construction, and the
+            // tasks cover every tile row of every image; in each row, tile column `tw`
+            // writes output columns `stride_w * m * tw - shift_w` up to the next tile's,
+            // cropped to the row, and the tiles reach `stride_w * grid_w - shift_w >=
+            // out_w`. (`correlate_f32` returns early only for an empty output.)
+            unsafe { out.set_len(len) };
+            return Outcome::Done;
+        }
+    }
+    let _ = (s, sc, m, input, filter, out, len);
+    Outcome::Declined
 }
 
 /// Tile rows per task: the fewest idle lanes in each task's last group, with at least
@@ -139,7 +200,8 @@ struct Job<'a> {
 type Task<'o> = (usize, usize, Vec<Option<Row<'o, f32>>>);
 
 /// [`correlate`] in f32 with AVX-512: tasks of whole tile rows, each in groups of 16
-/// tiles.
+/// tiles. Ends as [`Outcome::Done`] or [`Outcome::NonFinite`] (the tasks then stop at
+/// their next group).
 #[cfg(target_arch = "x86_64")]
 fn correlate_f32(
     s: &Sliding,
@@ -148,11 +210,11 @@ fn correlate_f32(
     input: &[f32],
     filter: &[f32],
     out: &mut [f32],
-) {
+) -> Outcome {
     let tr = Transforms::new(m, s.r);
     let (k, cols) = (s.in_channels, sc.cols());
     if out.is_empty() {
-        return;
+        return Outcome::Done;
     }
     assert_eq!(input.len(), s.batch * s.in_h * s.in_w * k);
     let (tiles_h, tiles_w) = (s.grid_h.div_ceil(m), s.grid_w.div_ceil(m));
@@ -181,11 +243,15 @@ fn correlate_f32(
         tiles_h,
         tiles_w,
     };
+    let non_finite = AtomicBool::new(false);
     tasks
         .into_par_iter()
         .for_each_init(Scratch::default, |scratch, (r0, r1, mut mine)| {
             let tiles = (r1 - r0) * tiles_w;
             for g0 in (0..tiles).step_by(GROUP) {
+                if non_finite.load(Ordering::Relaxed) {
+                    return;
+                }
                 let group = (g0, GROUP.min(tiles - g0));
                 macro_rules! sizes {
                     ($(($m:literal, $a:literal))*) => {
@@ -196,9 +262,17 @@ fn correlate_f32(
                         }
                     };
                 }
-                sizes!((2, 3) (2, 4) (2, 5) (2, 6) (3, 4) (3, 5) (3, 6) (4, 5) (4, 6));
+                let finite = sizes!((2, 3) (2, 4) (2, 5) (2, 6) (3, 4) (3, 5) (3, 6) (4, 5) (4, 6));
+                if !finite {
+                    non_finite.store(true, Ordering::Relaxed);
+                }
             }
         });
+    if non_finite.into_inner() {
+        Outcome::NonFinite
+    } else {
+        Outcome::Done
+    }
 }
 
 /// `dst = src` for slices of equal length, by masked register loads and stores (no
@@ -433,7 +507,8 @@ fn output_1d<const M: usize, const A: usize>(
 
 impl Job<'_> {
     /// Tiles `g0..g0 + count` of the task starting at tile row `r0`, with F(M, r) on `A`
-    /// points: their results, into the task's output rows `mine`.
+    /// points: their results, into the task's output rows `mine`. False, having written
+    /// nothing, where a product is not finite (see [`Outcome::NonFinite`]).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     fn group<const M: usize, const A: usize>(
@@ -442,7 +517,7 @@ impl Job<'_> {
         r0: usize,
         (g0, count): (usize, usize),
         mine: &mut [Option<Row<'_, f32>>],
-    ) {
+    ) -> bool {
         use std::arch::x86_64::*;
         let (s, sc) = (self.s, self.sc);
         let (k, cols) = (s.in_channels, sc.cols());
@@ -463,18 +538,35 @@ impl Job<'_> {
         // (outside the input, and the missing tiles of the last group).
         scratch.zeros.resize(k, 0.0);
         let mut windows = [[[scratch.zeros.as_ptr(); A]; A]; GROUP];
-        for (g, window) in windows.iter_mut().enumerate().take(count) {
-            let tile = g0 + g;
-            let row = r0 + tile / self.tiles_w;
-            let (image, th, tw) = (row / self.tiles_h, row % self.tiles_h, tile % self.tiles_w);
+        // Tiles in order: (tile row of the task, tile column), counted on (no divisions
+        // per tile); the image and tile row within it change with the row only.
+        let (mut local_row, mut tw) = (g0 / self.tiles_w, g0 % self.tiles_w);
+        let (mut image, mut th) = (
+            (r0 + local_row) / self.tiles_h,
+            (r0 + local_row) % self.tiles_h,
+        );
+        for window in windows.iter_mut().take(count) {
+            let iw0 = s.origin_w + (tw * M) as isize;
             for (a, line) in window.iter_mut().enumerate() {
                 let ih = s.origin_h + (th * M + a) as isize;
+                if ih < 0 || ih as usize >= s.in_h {
+                    continue;
+                }
+                let input_row =
+                    &self.input[(image * s.in_h + ih as usize) * s.in_w * k..][..s.in_w * k];
                 for (b, pixel) in line.iter_mut().enumerate() {
-                    let iw = s.origin_w + (tw * M + b) as isize;
-                    if ih >= 0 && (ih as usize) < s.in_h && iw >= 0 && (iw as usize) < s.in_w {
-                        let at = ((image * s.in_h + ih as usize) * s.in_w + iw as usize) * k;
-                        *pixel = self.input[at..][..k].as_ptr();
+                    let iw = iw0 + b as isize;
+                    if iw >= 0 && (iw as usize) < s.in_w {
+                        *pixel = input_row[iw as usize * k..][..k].as_ptr();
                     }
+                }
+            }
+            tw += 1;
+            if tw == self.tiles_w {
+                (tw, local_row) = (0, local_row + 1);
+                th += 1;
+                if th == self.tiles_h {
+                    (th, image) = (0, image + 1);
                 }
             }
         }
@@ -531,6 +623,18 @@ impl Job<'_> {
             }
             columns!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
         }
+        // Every transformed input value reaches its point's first column: `x * 0` is NaN
+        // there for any infinite or NaN `x`.
+        let mut check = zero;
+        for point in 0..points {
+            let first = &scratch.products[point * cols * GROUP..][..GROUP];
+            // SAFETY: `first` holds 16 values.
+            let value = unsafe { _mm512_loadu_ps(first.as_ptr()) };
+            check = _mm512_fmadd_ps(value, zero, check);
+        }
+        if _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(check, check) != 0 {
+            return false;
+        }
 
         // 4. Output transform per column; results by (grid row, phase, grid column,
         // phase column), so that each (tile, grid row, phase) is one run.
@@ -570,10 +674,14 @@ impl Job<'_> {
 
         // 5. Each (tile, grid row, phase) run into its output row, cropped to it.
         let run = M * phase_cols;
+        let (mut local_row, mut tw) = (g0 / self.tiles_w, g0 % self.tiles_w);
         for g in 0..count {
-            let tile = g0 + g;
-            let (local_row, tw) = (tile / self.tiles_w, tile % self.tiles_w);
             let gw0 = tw * M;
+            let slots = local_row * M * sc.stride_h;
+            tw += 1;
+            if tw == self.tiles_w {
+                (tw, local_row) = (0, local_row + 1);
+            }
             // (Grid columns past `grid_w` land past the output: cropped with it.)
             let span = M * sc.stride_w;
             let first = sc.stride_w * gw0;
@@ -584,7 +692,7 @@ impl Job<'_> {
             }
             for a in 0..M {
                 for ph in 0..sc.stride_h {
-                    let slot = (local_row * M + a) * sc.stride_h + ph;
+                    let slot = slots + a * sc.stride_h + ph;
                     let Some(row) = mine[slot].as_mut().and_then(|r| r.first_mut()) else {
                         continue;
                     };
@@ -595,6 +703,7 @@ impl Job<'_> {
                 }
             }
         }
+        true
     }
 }
 
