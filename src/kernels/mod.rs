@@ -818,27 +818,10 @@ pub fn backward_data_with<T: Element>(
 ) -> bool {
     let plan = match plan {
         DataPlan::Winograd => {
-            if let Some((s, sc, m)) = narrow_winograd_call(p, format, w) {
-                let filter = sub_pixel_filter(p, s.r, w);
-                match winograd_narrow::correlate(&s, &sc, m, dy, &filter, dx) {
-                    winograd_narrow::Outcome::Done => return true,
-                    winograd_narrow::Outcome::NonFinite => {
-                        // NaN or infinity in `dy`: a direct plan, on `dx` zeroed again.
-                        dx.fill(T::zero());
-                        return backward_data_with(
-                            DataPlan::choose_direct(p),
-                            format,
-                            p,
-                            dy,
-                            w,
-                            dx,
-                        );
-                    }
-                    winograd_narrow::Outcome::Declined => {}
-                }
-            }
-            // Problems chosen for the narrow engine that it does not take here (NCHW,
-            // f64, no AVX-512): the column-vectorised engine only where that pays.
+            // The narrow engine fills new vectors only (`backward_data_fresh`, which
+            // callers try first). Problems chosen for it that reach here (NCHW, f64, no
+            // AVX-512, non-finite values): the column-vectorised engine only where that
+            // pays.
             let sliding = transposed_sliding(p).map(|f| in_format(f, format));
             let narrow = sliding.and_then(|f| narrow_winograd_form(f, p));
             let form = sliding
@@ -933,7 +916,7 @@ pub fn backward_data_fresh<T: Element>(
                 return false;
             };
             let filter = sub_pixel_filter(p, s.r, w);
-            match winograd_narrow::correlate_fresh(&s, &sc, m, dy, &filter, dx, len) {
+            match winograd_narrow::correlate(&s, &sc, m, dy, &filter, (dx, len)) {
                 winograd_narrow::Outcome::Done => true,
                 winograd_narrow::Outcome::Declined => false,
                 winograd_narrow::Outcome::NonFinite => {

@@ -80,46 +80,17 @@ pub(crate) enum Outcome {
     NonFinite,
 }
 
-/// Computes the sliding correlation into `out` like [`super::winograd::correlate`] (every
-/// output value inside the scatter is written), with `filter` as `[r][r][in][cols]`.
+/// Computes the sliding correlation like [`super::winograd::correlate`], with `filter` as
+/// `[r][r][in][cols]`, into a new vector: `out` is empty with room for the `len` values
+/// of the scatter's output, which the engine fills without a zero-fill first. `out`
+/// stays empty unless the outcome is [`Outcome::Done`].
 pub(crate) fn correlate<T: 'static>(
     s: &Sliding,
     sc: &Scatter,
     m: usize,
     input: &[T],
     filter: &[T],
-    out: &mut [T],
-) -> Outcome {
-    #[cfg(target_arch = "x86_64")]
-    if let (Some(input), Some(filter), Some(out)) = (
-        super::f32s(input),
-        super::f32s(filter),
-        super::f32s_mut(out),
-    ) {
-        let alpha = m + s.r - 1;
-        if fits(s, sc)
-            && (2..=MAX_TILE).contains(&m)
-            && alpha <= MAX_ALPHA
-            && std::arch::is_x86_feature_detected!("avx512f")
-        {
-            return correlate_f32(s, sc, m, input, filter, out);
-        }
-    }
-    let _ = (s, sc, m, input, filter, out);
-    Outcome::Declined
-}
-
-/// [`correlate`] into a new vector: `out` is empty with room for the `len` values of the
-/// scatter's output, which the engine fills without a zero-fill first. `out` stays
-/// empty unless the outcome is [`Outcome::Done`].
-pub(crate) fn correlate_fresh<T: 'static>(
-    s: &Sliding,
-    sc: &Scatter,
-    m: usize,
-    input: &[T],
-    filter: &[T],
-    out: &mut Vec<T>,
-    len: usize,
+    (out, len): (&mut Vec<T>, usize),
 ) -> Outcome {
     #[cfg(target_arch = "x86_64")]
     if let (Some(input), Some(filter)) = (super::f32s(input), super::f32s(filter)) {
@@ -199,7 +170,7 @@ struct Job<'a> {
 /// grid row in the tile) * stride_h + phase`.
 type Task<'o> = (usize, usize, Vec<Option<Row<'o, f32>>>);
 
-/// [`correlate`] in f32 with AVX-512: tasks of whole tile rows, each in groups of 16
+/// [`correlate`] in f32 with AVX-512 into `out`: tasks of whole tile rows, each in groups of 16
 /// tiles. Ends as [`Outcome::Done`] or [`Outcome::NonFinite`] (the tasks then stop at
 /// their next group).
 #[cfg(target_arch = "x86_64")]
