@@ -20,7 +20,7 @@
 //! grouped or split into tasks (nor on the thread count).
 
 use super::transpose;
-use super::winograd::{transform_filter, Row, Scatter, Sliding, Transforms};
+use super::winograd::{transform_filter, Scatter, Sliding, Transforms};
 use super::winograd::{MAX_ALPHA, MAX_TILE, POINTS};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -168,7 +168,7 @@ struct Job<'a> {
 
 /// Tile rows `r0..r1` of the batch, and the output rows they own: slot `((row - r0) * m +
 /// grid row in the tile) * stride_h + phase`.
-type Task<'o> = (usize, usize, Vec<Option<Row<'o, f32>>>);
+type Task<'o> = (usize, usize, Vec<Option<&'o mut [f32]>>);
 
 /// [`correlate`] in f32 with AVX-512 into `out`: tasks of whole tile rows, each in groups of 16
 /// tiles. Ends as [`Outcome::Done`] or [`Outcome::NonFinite`] (the tasks then stop at
@@ -191,7 +191,9 @@ fn correlate_f32(
     let (tiles_h, tiles_w) = (s.grid_h.div_ceil(m), s.grid_w.div_ceil(m));
     let tile_rows = s.batch * tiles_h;
     let band = band(tiles_w, tile_rows);
-    let mut rows = sc.rows(out);
+    // The output's rows (NHWC: one slice each), handed to the tasks that write them.
+    let mut rows: Vec<Option<&mut [f32]>> =
+        out.chunks_mut(sc.out_w * sc.channels).map(Some).collect();
     let mut tasks: Vec<Task<'_>> = Vec::new();
     for b in 0..tile_rows.div_ceil(band) {
         let (r0, r1) = (b * band, ((b + 1) * band).min(tile_rows));
@@ -200,7 +202,9 @@ fn correlate_f32(
             let (image, th) = (row / tiles_h, row % tiles_h);
             for gh in th * m..th * m + m {
                 for ph in 0..sc.stride_h {
-                    mine.push(sc.take_row(&mut rows, image, (gh, s.grid_h), ph));
+                    let oh = (sc.stride_h * gh + ph).checked_sub(sc.shift_h);
+                    let oh = oh.filter(|&oh| gh < s.grid_h && oh < sc.out_h);
+                    mine.push(oh.and_then(|oh| rows[image * sc.out_h + oh].take()));
                 }
             }
         }
@@ -487,7 +491,7 @@ impl Job<'_> {
         scratch: &mut Scratch,
         r0: usize,
         (g0, count): (usize, usize),
-        mine: &mut [Option<Row<'_, f32>>],
+        mine: &mut [Option<&mut [f32]>],
     ) -> bool {
         use std::arch::x86_64::*;
         let (s, sc) = (self.s, self.sc);
@@ -664,7 +668,7 @@ impl Job<'_> {
             for a in 0..M {
                 for ph in 0..sc.stride_h {
                     let slot = slots + a * sc.stride_h + ph;
-                    let Some(row) = mine[slot].as_mut().and_then(|r| r.first_mut()) else {
+                    let Some(row) = mine[slot].as_deref_mut() else {
                         continue;
                     };
                     let src = &scratch.runs[g * q + (a * sc.stride_h + ph) * run..][..run];
