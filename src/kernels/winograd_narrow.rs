@@ -30,6 +30,11 @@ pub(crate) const MAX_COLS: usize = 16;
 /// Fewest input channels: below a register of channels the input transform is as slow
 /// as the products.
 pub(crate) const MIN_CHANNELS: usize = 16;
+/// Most input channels: a thread's transformed inputs then take at most 36 points x
+/// 4096 channels x 16 tiles (9 MiB).
+pub(crate) const MAX_CHANNELS: usize = 4096;
+/// Largest buffers (values) a thread keeps for the next call.
+const KEPT_VALUES: usize = 1 << 18;
 /// Tiles per group: the lanes of one register.
 const GROUP: usize = 16;
 /// Tasks a call is cut into at least, where it has the tile rows.
@@ -41,7 +46,7 @@ pub(crate) fn fits(s: &Sliding, sc: &Scatter) -> bool {
     !s.channels_first
         && !sc.channels_first
         && (1..=MAX_COLS).contains(&sc.cols())
-        && s.in_channels >= MIN_CHANNELS
+        && (MIN_CHANNELS..=MAX_CHANNELS).contains(&s.in_channels)
         && (2..MAX_ALPHA).contains(&s.r)
         && s.grid_h > 0
         && s.grid_w > 0
@@ -155,6 +160,13 @@ struct Scratch {
     runs: Vec<f32>,
 }
 
+thread_local! {
+    /// Each thread's buffers, kept from call to call where they are small (66 KiB for
+    /// T5): made and zero-filled once rather than for every piece of work rayon hands a
+    /// thread.
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
 /// What every task shares.
 struct Job<'a> {
     s: &'a Sliding,
@@ -219,9 +231,8 @@ fn correlate_f32(
         tiles_w,
     };
     let non_finite = AtomicBool::new(false);
-    tasks
-        .into_par_iter()
-        .for_each_init(Scratch::default, |scratch, (r0, r1, mut mine)| {
+    tasks.into_par_iter().for_each(|(r0, r1, mut mine)| {
+        SCRATCH.with_borrow_mut(|scratch| {
             let tiles = (r1 - r0) * tiles_w;
             for g0 in (0..tiles).step_by(GROUP) {
                 if non_finite.load(Ordering::Relaxed) {
@@ -242,7 +253,11 @@ fn correlate_f32(
                     non_finite.store(true, Ordering::Relaxed);
                 }
             }
-        });
+            if scratch.v.capacity() > KEPT_VALUES {
+                *scratch = Scratch::default();
+            }
+        })
+    });
     if non_finite.into_inner() {
         Outcome::NonFinite
     } else {
