@@ -13,10 +13,12 @@
 //!   same kernel taps only, so each phase is a stride-1 correlation with a sub-kernel:
 //!   no multiplications by inserted zeros, and every output element is written once.
 //!   Where the phases' taps overlap, all phases at once are a stride-1 correlation of
-//!   `dy` (the sub-pixel view), which Winograd's algorithm computes with fewer products.
-//!   Where the kernel equals the stride (no padding), each `dy` pixel's product with the
-//!   filter is a tile of `dx` of its own, stored straight into `dx` by a register-blocked
-//!   product of our own;
+//!   `dy` (the sub-pixel view), which Winograd's algorithm computes with fewer products
+//!   (where the view has at most 16 columns, a DCGAN generator's RGB layer, by an engine
+//!   of our own whose products are vectorised over tiles, NHWC only). Where the kernel
+//!   equals the stride (no padding), each `dy` pixel's product with the filter is a tile
+//!   of `dx` of its own, stored straight into `dx` by a register-blocked product of our
+//!   own (NHWC only);
 //! - backward filter: `im2col(x)^T * dy` over fixed blocks of pixels, with partial sums
 //!   added in a fixed order, so the result does not depend on the thread count; or, for
 //!   kernels that are a multiple of the stride, Winograd's algorithm per stride phase
