@@ -136,6 +136,46 @@ proptest! {
     }
 }
 
+/// One NaN (or, with `inf`, infinity) in f32 `dy` or (with `in_filter`) the filter, at
+/// the `at`-th value, through `plan`: whether exactly the outputs connected to it (the
+/// reference with positive data and a marker on that side) come out non-finite.
+fn non_finite_reaches_the_connected_outputs(
+    p: &Problem,
+    plan: DataPlan,
+    (in_filter, at, inf): (bool, prop::sample::Index, bool),
+    seed: u64,
+) -> bool {
+    let bad = if inf { f32::INFINITY } else { f32::NAN };
+    let f32s = |a: Array4<f64>| a.mapv(|v| v as f32);
+    let (mut w, mut dy) = (
+        f32s(random(p.filter_shape(), seed)),
+        f32s(random(p.output_shape(), seed ^ 1)),
+    );
+    let (mut w_marker, mut dy_marker) = (
+        Array4::zeros(p.filter_shape()),
+        Array4::zeros(p.output_shape()),
+    );
+    let (values, marker) = if in_filter {
+        (&mut w, &mut w_marker)
+    } else {
+        (&mut dy, &mut dy_marker)
+    };
+    let idx = at.index(values.len());
+    values.as_slice_mut().unwrap()[idx] = bad;
+    marker.as_slice_mut().unwrap()[idx] = 1.0;
+    let ones_dy = Array4::from_elem(p.output_shape(), 1.0);
+    let ones_w = Array4::from_elem(p.filter_shape(), 1.0);
+    let touched = if in_filter {
+        reference::backward_data(p, ones_dy.view(), w_marker.view()).unwrap()
+    } else {
+        reference::backward_data(p, dy_marker.view(), ones_w.view()).unwrap()
+    };
+    let dx = conv::backward_data_with(plan, p, dy.view(), w.view()).unwrap();
+    dx.iter()
+        .zip(&touched)
+        .all(|(v, t)| v.is_finite() == (*t == 0.0))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(100))]
     /// The f32 tile product (kernel equal to stride: U-Net's up-convolutions) propagates
@@ -147,26 +187,7 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let Some(p) = problem((size * k, k, k, 1, 0, 0), c, o) else { return Ok(()) };
-        let bad = if inf { f32::INFINITY } else { f32::NAN };
-        let f32s = |a: Array4<f64>| a.mapv(|v| v as f32);
-        let (mut w, mut dy) = (f32s(random(p.filter_shape(), seed)), f32s(random(p.output_shape(), seed ^ 1)));
-        let (mut w_marker, mut dy_marker) = (Array4::zeros(p.filter_shape()), Array4::zeros(p.output_shape()));
-        let (values, marker) = if in_filter { (&mut w, &mut w_marker) } else { (&mut dy, &mut dy_marker) };
-        let idx = at.index(values.len());
-        values.as_slice_mut().unwrap()[idx] = bad;
-        marker.as_slice_mut().unwrap()[idx] = 1.0;
-        // Connected outputs: the reference with positive data and the marker on one side.
-        let ones_dy = Array4::from_elem(p.output_shape(), 1.0);
-        let ones_w = Array4::from_elem(p.filter_shape(), 1.0);
-        let touched = if in_filter {
-            reference::backward_data(&p, ones_dy.view(), w_marker.view()).unwrap()
-        } else {
-            reference::backward_data(&p, dy_marker.view(), ones_w.view()).unwrap()
-        };
-        let dx = conv::backward_data_with(DataPlan::Tiles, &p, dy.view(), w.view()).unwrap();
-        for (v, t) in dx.iter().zip(&touched) {
-            prop_assert_eq!(!v.is_finite(), *t != 0.0);
-        }
+        prop_assert!(non_finite_reaches_the_connected_outputs(&p, DataPlan::Tiles, (in_filter, at, inf), seed));
     }
 }
 
@@ -182,25 +203,7 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let Some(p) = problem((2 * size, 4, 2, 1, 1, 1), c, o) else { return Ok(()) };
-        let bad = if inf { f32::INFINITY } else { f32::NAN };
-        let f32s = |a: Array4<f64>| a.mapv(|v| v as f32);
-        let (mut w, mut dy) = (f32s(random(p.filter_shape(), seed)), f32s(random(p.output_shape(), seed ^ 1)));
-        let (mut w_marker, mut dy_marker) = (Array4::zeros(p.filter_shape()), Array4::zeros(p.output_shape()));
-        let (values, marker) = if in_filter { (&mut w, &mut w_marker) } else { (&mut dy, &mut dy_marker) };
-        let idx = at.index(values.len());
-        values.as_slice_mut().unwrap()[idx] = bad;
-        marker.as_slice_mut().unwrap()[idx] = 1.0;
-        let ones_dy = Array4::from_elem(p.output_shape(), 1.0);
-        let ones_w = Array4::from_elem(p.filter_shape(), 1.0);
-        let touched = if in_filter {
-            reference::backward_data(&p, ones_dy.view(), w_marker.view()).unwrap()
-        } else {
-            reference::backward_data(&p, dy_marker.view(), ones_w.view()).unwrap()
-        };
-        let dx = conv::backward_data_with(DataPlan::Winograd, &p, dy.view(), w.view()).unwrap();
-        for (v, t) in dx.iter().zip(&touched) {
-            prop_assert_eq!(!v.is_finite(), *t != 0.0);
-        }
+        prop_assert!(non_finite_reaches_the_connected_outputs(&p, DataPlan::Winograd, (in_filter, at, inf), seed));
     }
 }
 

@@ -216,11 +216,22 @@ fn winograd_form(
         return None;
     }
     let (m, cost) = winograd::best_tile(&s, sc.cols())?;
+    transformed_filter_fits(&s, &sc, m, p).then_some((s, sc, m, cost))
+}
+
+/// Whether Winograd's transformed filter for tiles of `m` (`(m + r - 1)^2` points of
+/// `in_channels x cols`) keeps to the memory rule.
+fn transformed_filter_fits(
+    s: &winograd::Sliding,
+    sc: &winograd::Scatter,
+    m: usize,
+    p: &Problem,
+) -> bool {
     let alpha = m + s.r - 1;
     let filter = (alpha * alpha)
         .saturating_mul(s.in_channels)
         .saturating_mul(sc.cols());
-    fits_workspace(p, filter).then_some((s, sc, m, cost))
+    fits_workspace(p, filter)
 }
 
 /// Whether the direct sub-pixel plan's windows and filter fit the memory rule.
@@ -275,11 +286,7 @@ fn narrow_winograd_form(
         return None;
     }
     let (m, cost) = winograd_narrow::best_tile(&s, sc.cols())?;
-    let alpha = m + s.r - 1;
-    let filter = (alpha * alpha)
-        .saturating_mul(s.in_channels)
-        .saturating_mul(sc.cols());
-    fits_workspace(p, filter).then_some((m, cost))
+    transformed_filter_fits(&s, &sc, m, p).then_some((m, cost))
 }
 
 /// Whether the narrow Winograd engine is worth its transforms on a problem.
