@@ -182,9 +182,9 @@ struct Job<'a> {
 /// grid row in the tile) * stride_h + phase`.
 type Task<'o> = (usize, usize, Vec<Option<&'o mut [f32]>>);
 
-/// [`correlate`] in f32 with AVX-512 into `out`: tasks of whole tile rows, each in groups of 16
-/// tiles. Ends as [`Outcome::Done`] or [`Outcome::NonFinite`] (the tasks then stop at
-/// their next group).
+/// [`correlate`] in f32 with AVX-512 into `out`: tasks of whole tile rows, each in
+/// groups of 16 tiles. Ends as [`Outcome::Done`] or [`Outcome::NonFinite`] (the tasks
+/// then stop at their next group).
 #[cfg(target_arch = "x86_64")]
 fn correlate_f32(
     s: &Sliding,
@@ -243,12 +243,14 @@ fn correlate_f32(
                     ($(($m:literal, $a:literal))*) => {
                         match (m, job.s.r + m - 1) {
                             // SAFETY: the CPU has AVX-512F, checked by `correlate`.
-                            $(($m, $a) => unsafe { job.group::<$m, $a>(scratch, r0, group, &mut mine) },)*
+                            $(($m, $a) => unsafe {
+                                job.group::<$m, $a>(scratch, r0, group, &mut mine)
+                            },)*
                             _ => unreachable!("2 <= m <= MAX_TILE, alpha <= MAX_ALPHA"),
                         }
                     };
                 }
-                let finite = sizes!((2, 3) (2, 4) (2, 5) (2, 6) (3, 4) (3, 5) (3, 6) (4, 5) (4, 6));
+                let finite = sizes!((2, 3)(2, 4)(2, 5)(2, 6)(3, 4)(3, 5)(3, 6)(4, 5)(4, 6));
                 if !finite {
                     non_finite.store(true, Ordering::Relaxed);
                 }
