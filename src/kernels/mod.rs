@@ -903,9 +903,8 @@ pub fn backward_data_with<T: Element>(
 }
 
 /// [`backward_data_with`] for plans that store every value of `dx` (the tile product,
-/// the narrow Winograd engine): they fill `dx`, an
-/// empty vector with room for the `len` values of the problem's input, without a
-/// zero-fill first. Returns false, leaving `dx` empty, for the other plans and for calls
+/// the narrow Winograd engine): they fill `dx`, an empty vector with room for the `len`
+/// values of the problem's input, without a zero-fill first. Returns false, leaving `dx` empty, for the other plans and for calls
 /// this one declines; the caller then zero-fills `dx` and calls [`backward_data_with`].
 #[must_use]
 pub fn backward_data_fresh<T: Element>(
