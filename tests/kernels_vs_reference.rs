@@ -48,12 +48,20 @@ fn ints(shape: [usize; 4], seed: u64) -> Array4<f64> {
     })
 }
 
+/// The largest absolute difference, NaN where any difference is (`f64::max` would skip
+/// it, so a NaN output could pass a tolerance).
 fn max_difference(a: &Array4<f64>, b: &Array4<f64>) -> f64 {
     assert_eq!(a.shape(), b.shape());
     a.iter()
         .zip(b)
         .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
+        .fold(0.0, |m, d| {
+            if m.is_nan() || d.is_nan() {
+                f64::NAN
+            } else {
+                m.max(d)
+            }
+        })
 }
 
 /// Geometries the Winograd and sub-pixel plans take (stride-1 forward, sub-pixel transposed with
@@ -635,31 +643,50 @@ fn few_channel_kernels_on_wide_images() {
     assert_eq!(count, 48);
 }
 
+/// `plan` on one transposed problem (small integers) in f32 NHWC (the fresh-vector path),
+/// f32 NCHW and f64, against the f64 reference: within `f32_tolerance` and
+/// `f64_tolerance` of the largest output (0: equal).
+fn check_transposed_plan(
+    p: &Problem,
+    plan: DataPlan,
+    seed: u64,
+    (f32_tolerance, f64_tolerance): (f64, f64),
+) {
+    let (f, dy) = (
+        ints(p.filter_shape(), seed),
+        ints(p.output_shape(), seed ^ 2),
+    );
+    let dx = reference::backward_data(p, dy.view(), f.view()).unwrap();
+    let scale = dx.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    let (f32_, dy32) = (f32_of(&f), f32_of(&dy));
+    let got = conv::backward_data_with(plan, p, dy32.view(), f32_.view()).unwrap();
+    let error = max_difference(&got.mapv(f64::from), &dx);
+    assert!(
+        error <= f32_tolerance * scale,
+        "f32 NHWC {p:?}: {error} of {scale}"
+    );
+    let nchw = f32_of(&to_nchw(&dy));
+    let got = conv::backward_data_in_with(plan, DataFormat::Nchw, p, nchw.view(), f32_.view());
+    let error = max_difference(&got.unwrap().mapv(f64::from), &to_nchw(&dx));
+    assert!(
+        error <= f32_tolerance * scale,
+        "f32 NCHW {p:?}: {error} of {scale}"
+    );
+    let got = conv::backward_data_with(plan, p, dy.view(), f.view()).unwrap();
+    let error = max_difference(&got, &dx);
+    assert!(
+        error <= f64_tolerance * scale,
+        "f64 {p:?}: {error} of {scale}"
+    );
+}
+
 /// The tile product (kernel equal to stride, no padding: each dy pixel writes its own
 /// tile of dx) on one problem in f32 NHWC, its fresh-vector path, against the f64
 /// reference: small integers make every sum exact in any order (at most 300 products of
 /// at most 9), so the results must be equal. f64 and NCHW calls of the plan fall back to
 /// the other plans and must equal the reference too.
 fn check_tiles(p: &Problem, seed: u64) {
-    let (f, dy) = (
-        ints(p.filter_shape(), seed),
-        ints(p.output_shape(), seed ^ 2),
-    );
-    let dx = reference::backward_data(p, dy.view(), f.view()).unwrap();
-    let (f32_, dy32) = (f32_of(&f), f32_of(&dy));
-    let got = conv::backward_data_with(DataPlan::Tiles, p, dy32.view(), f32_.view()).unwrap();
-    assert_eq!(got, f32_of(&dx), "f32 NHWC {p:?}");
-    let nchw = f32_of(&to_nchw(&dy));
-    let got = conv::backward_data_in_with(
-        DataPlan::Tiles,
-        DataFormat::Nchw,
-        p,
-        nchw.view(),
-        f32_.view(),
-    );
-    assert_eq!(got.unwrap(), f32_of(&to_nchw(&dx)), "f32 NCHW {p:?}");
-    let got = conv::backward_data_with(DataPlan::Tiles, p, dy.view(), f.view()).unwrap();
-    assert_eq!(got, dx, "f64 {p:?}");
+    check_transposed_plan(p, DataPlan::Tiles, seed, (0.0, 0.0));
     // (Stride 1 with few channels on one side takes the few-channel loops first.)
     let few =
         p.height.stride == 1 && p.width.stride == 1 && (p.in_channels <= 4 || p.out_channels <= 8);
@@ -721,29 +748,7 @@ fn nchw_phases_beyond_the_column_limit() {
 /// are compared to 1e-5 of the largest output. f64 and NCHW calls of the plan take the
 /// other engines and must equal the reference too.
 fn check_narrow_winograd(p: &Problem, seed: u64) {
-    let (f, dy) = (
-        ints(p.filter_shape(), seed),
-        ints(p.output_shape(), seed ^ 2),
-    );
-    let dx = reference::backward_data(p, dy.view(), f.view()).unwrap();
-    let scale = dx.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-    let (f32_, dy32) = (f32_of(&f), f32_of(&dy));
-    let got = conv::backward_data_with(DataPlan::Winograd, p, dy32.view(), f32_.view()).unwrap();
-    let error = max_difference(&got.mapv(f64::from), &dx);
-    assert!(error <= 1e-5 * scale, "f32 NHWC {p:?}: {error} of {scale}");
-    let nchw = f32_of(&to_nchw(&dy));
-    let got = conv::backward_data_in_with(
-        DataPlan::Winograd,
-        DataFormat::Nchw,
-        p,
-        nchw.view(),
-        f32_.view(),
-    )
-    .unwrap();
-    let error = max_difference(&got.mapv(f64::from), &to_nchw(&dx));
-    assert!(error <= 1e-5 * scale, "f32 NCHW {p:?}: {error} of {scale}");
-    let got = conv::backward_data_with(DataPlan::Winograd, p, dy.view(), f.view()).unwrap();
-    assert!(max_difference(&got, &dx) < 1e-9, "f64 {p:?}");
+    check_transposed_plan(p, DataPlan::Winograd, seed, (1e-5, 1e-9));
 }
 
 proptest! {
