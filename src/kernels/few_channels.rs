@@ -63,6 +63,39 @@ pub(crate) fn forward<T: 'static>(
     false
 }
 
+/// [`forward`] into a new vector: `y` is empty with room for the `len` values of the
+/// output, which the loops fill without a zero-fill first. Returns false, leaving `y`
+/// empty, where [`forward`] would.
+pub(crate) fn forward_fresh<T: 'static>(
+    p: &Problem,
+    format: DataFormat,
+    x: &[T],
+    w: &[T],
+    (y, len): (&mut Vec<T>, usize),
+) -> bool {
+    let size = p
+        .output_shape()
+        .iter()
+        .try_fold(1, |n: usize, &d| n.checked_mul(d));
+    if !(y.is_empty() && y.capacity() >= len && size == Some(len)) {
+        return false;
+    }
+    let spare = &mut y.spare_capacity_mut()[..len];
+    // SAFETY: the view covers the spare room of `len` values, borrowing `y` mutably; the
+    // loops only store into it.
+    let spare = unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast::<T>(), len) };
+    if !forward(p, format, x, w, spare) {
+        return false;
+    }
+    // SAFETY: `forward` stored all `len` values: NHWC tasks are whole output rows, cut
+    // into blocks that cover every pixel (`Job::blocks`), each storing every output
+    // channel (the wide form's masked stores cover `0..cout` in runs of 64, the narrow
+    // form stores each channel); NCHW tasks compute every row of their band the same way
+    // and transpose it whole into every channel's line.
+    unsafe { y.set_len(len) };
+    true
+}
+
 /// Pixels per block of the wide form for `vectors` registers per pixel: 24 accumulators
 /// at most.
 fn wide_pixels(vectors: usize) -> usize {

@@ -406,6 +406,26 @@ fn in_format(
     (s, sc)
 }
 
+/// [`forward_with`] for plans that store every value of `y` (the few-channel loops):
+/// they fill `y`, an empty vector with room for the `len` values of the problem's
+/// output, without a zero-fill first. Returns false, leaving `y` empty, for the other
+/// plans and for calls this one declines; the caller then zero-fills `y` and calls
+/// [`forward_with`].
+#[must_use]
+pub fn forward_fresh<T: Element>(
+    plan: ForwardPlan,
+    format: DataFormat,
+    p: &Problem,
+    (x, w): (&[T], &[T]),
+    y: &mut Vec<T>,
+    len: usize,
+) -> bool {
+    // (A non-finite filter takes im2col: see `forward_with`.)
+    plan == ForwardPlan::FewChannels
+        && all_finite(w)
+        && few_channels::forward_fresh(p, format, x, w, (y, len))
+}
+
 /// `y = conv(x, w)` with a given plan, `x` and `y` in `format` as they lie (the filter
 /// HWIO): every plan has a form for both layouts.
 pub fn forward_with<T: Element>(
@@ -903,7 +923,7 @@ pub fn backward_data_with<T: Element>(
 }
 
 /// [`backward_data_with`] for plans that store every value of `dx` (the tile product,
-/// the narrow Winograd engine): they fill `dx`, an empty vector with room for the `len`
+/// the narrow Winograd engine, the few-channel loops): they fill `dx`, an empty vector with room for the `len`
 /// values of the problem's input, without a zero-fill first. Returns false, leaving `dx` empty, for the other plans and for calls
 /// this one declines; the caller then zero-fills `dx` and calls [`backward_data_with`].
 #[must_use]
@@ -937,6 +957,13 @@ pub fn backward_data_fresh<T: Element>(
                     done
                 }
             }
+        }
+        DataPlan::FewChannels => {
+            // (A non-finite filter takes another plan: see `backward_data_with`.)
+            let q = rotated_problem(p).filter(|q| few_channels::applies(q) && all_finite(w));
+            q.is_some_and(|q| {
+                few_channels::forward_fresh(&q, format, dy, &rotated_filter(p, w), (dx, len))
+            })
         }
         _ => false,
     }
