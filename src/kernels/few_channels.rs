@@ -73,27 +73,18 @@ pub(crate) fn forward_fresh<T: 'static>(
     w: &[T],
     (y, len): (&mut Vec<T>, usize),
 ) -> bool {
-    let size = p
-        .output_shape()
-        .iter()
-        .try_fold(1, |n: usize, &d| n.checked_mul(d));
-    if !(y.is_empty() && y.capacity() >= len && size == Some(len)) {
-        return false;
-    }
-    let spare = &mut y.spare_capacity_mut()[..len];
-    // SAFETY: the view covers the spare room of `len` values, borrowing `y` mutably; the
-    // loops only store into it.
-    let spare = unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast::<T>(), len) };
-    if !forward(p, format, x, w, spare) {
-        return false;
-    }
-    // SAFETY: `forward` stored all `len` values: NHWC tasks are whole output rows, cut
-    // into blocks that cover every pixel (`Job::blocks`), each storing every output
-    // channel (the wide form's masked stores cover `0..cout` in runs of 64, the narrow
-    // form stores each channel); NCHW tasks compute every row of their band the same way
-    // and transpose it whole into every channel's line.
-    unsafe { y.set_len(len) };
-    true
+    let loops = |room: &mut [std::mem::MaybeUninit<T>]| {
+        // SAFETY: the view covers the room's values and borrows it mutably; the loops
+        // store each value before reading it.
+        let y = unsafe { std::slice::from_raw_parts_mut(room.as_mut_ptr().cast(), room.len()) };
+        forward(p, format, x, w, y)
+    };
+    // SAFETY: `forward` stores all `len` values where it returns true: NHWC tasks are
+    // whole output rows, cut into blocks that cover every pixel (`Job::blocks`), each
+    // storing every output channel (the wide form's masked stores cover `0..cout` in runs
+    // of 64, the narrow form stores each channel); NCHW tasks compute every row of their
+    // band the same way and transpose it whole into every channel's line.
+    unsafe { super::fill_new(y, (p.output_shape(), len), loops) }
 }
 
 /// Pixels per block of the wide form for `vectors` registers per pixel: 24 accumulators

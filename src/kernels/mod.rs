@@ -93,6 +93,41 @@ fn f32s_mut<T: 'static>(values: &mut [T]) -> Option<&mut [f32]> {
     })
 }
 
+/// `values` (room not yet written) as f32 room, when `T` is `f32`.
+fn uninit_f32s<T: 'static>(
+    values: &mut [std::mem::MaybeUninit<T>],
+) -> Option<&mut [std::mem::MaybeUninit<f32>]> {
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| {
+        // SAFETY: `T` is `f32` (the same `TypeId`), so the slice holds `MaybeUninit<f32>`;
+        // the result borrows `values` mutably, so it is the only view while it lives.
+        unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast(), values.len()) }
+    })
+}
+
+/// Fills `out`, an empty vector with room for the `len` values of `shape`, by `fill` on
+/// that room, with no zero-fill first: the one entry of the kernels that store every
+/// value of their output. Returns false, leaving `out` empty, where the room does not
+/// match the shape or `fill` declines (returns false).
+///
+/// # Safety
+/// `fill` returns true only having written every value of the room.
+unsafe fn fill_new<T>(
+    out: &mut Vec<T>,
+    (shape, len): ([usize; 4], usize),
+    fill: impl FnOnce(&mut [std::mem::MaybeUninit<T>]) -> bool,
+) -> bool {
+    let size = shape.iter().try_fold(1, |n: usize, &d| n.checked_mul(d));
+    if !(out.is_empty() && out.capacity() >= len && size == Some(len)) {
+        return false;
+    }
+    if !fill(&mut out.spare_capacity_mut()[..len]) {
+        return false;
+    }
+    // SAFETY: `fill` wrote all `len` values (this function's contract).
+    unsafe { out.set_len(len) };
+    true
+}
+
 /// `(image, block, values)` for every block of `block` values (the last one of an
 /// image shorter) of every image of `image` values in `values`: the tasks of plans that
 /// split each image's output into fixed runs.

@@ -55,26 +55,21 @@ pub(crate) fn backward_data_fresh<T: 'static>(
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     if let (Some(dy), Some(w)) = (super::f32s(dy), super::f32s(w)) {
-        let size = p
-            .input_shape()
-            .iter()
-            .try_fold(1, |n: usize, &d| n.checked_mul(d));
-        let fits = dx.is_empty() && dx.capacity() >= len && size == Some(len);
-        if applies(p) && fits && std::arch::is_x86_feature_detected!("avx512f") {
-            let spare = &mut dx.spare_capacity_mut()[..len];
-            // SAFETY: `T` is `f32` (`f32s` accepted `dy`, of the same `T`), so the spare
-            // room holds `MaybeUninit<f32>`; the view borrows `dx` mutably.
-            let spare = unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast(), len) };
-            backward_data_f32(p, dy, w, spare);
-            // SAFETY: the product stored all `len` values. [`applies`] makes the tiles
+        if applies(p) && std::arch::is_x86_feature_detected!("avx512f") {
+            let product = |dx: &mut [std::mem::MaybeUninit<T>]| {
+                super::uninit_f32s(dx).is_some_and(|dx| {
+                    backward_data_f32(p, dy, w, dx);
+                    true
+                })
+            };
+            // SAFETY: the product stores all `len` values. [`applies`] makes the tiles
             // cover `dx` exactly: each dy line's tiles are `stride_h` whole dx lines
-            // (`input_h = output_h * stride_h`), each pixel's run `kernel_w * in_channels`
-            // values from `w * stride_w * in_channels` (`input_w = output_w * stride_w`),
-            // the tasks cover every dy pixel in blocks, and every block stores every
-            // panel's `width` columns of the run. (The product returns early only where
-            // a size is zero, so `len` is zero.)
-            unsafe { dx.set_len(len) };
-            return true;
+            // (`input_h = output_h * stride_h`), each pixel's run `kernel_w *
+            // in_channels` values from `w * stride_w * in_channels` (`input_w = output_w *
+            // stride_w`), the tasks cover every dy pixel in blocks, and every block stores
+            // every panel's `width` columns of the run. (The product returns early only
+            // where a size is zero, so `len` is zero.)
+            return unsafe { super::fill_new(dx, (p.input_shape(), len), product) };
         }
     }
     let _ = (p, dy, w, dx, len);

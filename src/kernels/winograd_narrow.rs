@@ -99,33 +99,34 @@ pub(crate) fn correlate<T: 'static>(
 ) -> Outcome {
     #[cfg(target_arch = "x86_64")]
     if let (Some(input), Some(filter)) = (super::f32s(input), super::f32s(filter)) {
-        let size = [s.batch, sc.out_h, sc.out_w, sc.channels]
-            .iter()
-            .try_fold(1, |n: usize, &d| n.checked_mul(d));
-        let room = out.is_empty() && out.capacity() >= len && size == Some(len);
-        if room
-            && fits(s, sc)
+        if fits(s, sc)
             && (2..=MAX_TILE).contains(&m)
             && m + s.r - 1 <= MAX_ALPHA
             && std::arch::is_x86_feature_detected!("avx512f")
         {
-            let spare = &mut out.spare_capacity_mut()[..len];
-            // SAFETY: `T` is `f32` (`f32s` accepted `input`, of the same `T`), so the
-            // spare room holds `MaybeUninit<f32>`; the view borrows `out` mutably.
-            let spare = unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast(), len) };
-            let outcome = correlate_f32(s, sc, m, input, filter, spare);
-            if outcome != Outcome::Done {
-                return outcome;
-            }
-            // SAFETY: the engine stored all `len` values. Every output row `oh` is the
-            // slot of grid row `(oh + shift_h) / stride_h` and phase `(oh + shift_h) %
-            // stride_h`, below `grid_h` by the sub-pixel view's construction, and the
-            // tasks cover every tile row of every image; in each row, tile column `tw`
-            // writes output columns `stride_w * m * tw - shift_w` up to the next tile's,
-            // cropped to the row, and the tiles reach `stride_w * grid_w - shift_w >=
-            // out_w`. (`correlate_f32` returns early only for an empty output.)
-            unsafe { out.set_len(len) };
-            return Outcome::Done;
+            let mut outcome = Outcome::Declined;
+            let engine = |out: &mut [std::mem::MaybeUninit<T>]| {
+                if let Some(out) = super::uninit_f32s(out) {
+                    // SAFETY: the view covers the room's values and borrows it mutably;
+                    // the engine stores each value before reading it.
+                    let out = unsafe {
+                        std::slice::from_raw_parts_mut(out.as_mut_ptr().cast(), out.len())
+                    };
+                    outcome = correlate_f32(s, sc, m, input, filter, out);
+                }
+                outcome == Outcome::Done
+            };
+            let shape = [s.batch, sc.out_h, sc.out_w, sc.channels];
+            // SAFETY: the engine stores all `len` values where it ends as `Done`. Every
+            // output row `oh` is the slot of grid row `(oh + shift_h) / stride_h` and
+            // phase `(oh + shift_h) % stride_h`, below `grid_h` by the sub-pixel view's
+            // construction, and the tasks cover every tile row of every image; in each
+            // row, tile column `tw` writes output columns `stride_w * m * tw - shift_w` up
+            // to the next tile's, cropped to the row, and the tiles reach `stride_w *
+            // grid_w - shift_w >= out_w`. (`correlate_f32` returns early only for an
+            // empty output.)
+            unsafe { super::fill_new(out, (shape, len), engine) };
+            return outcome;
         }
     }
     let _ = (s, sc, m, input, filter, out, len);
