@@ -234,7 +234,10 @@ impl Job<'_> {
     /// Output row `oh` of image `n`, `y_row` (`output_w * out_channels`), block by block.
     fn row(&self, scratch: &mut Scratch, (n, oh): (usize, usize), y_row: &mut [f32]) {
         let (cout, pixels) = (self.p.out_channels, self.pixels);
-        for (ow0, count) in self.blocks(pixels) {
+        // The last whole block located, where all its window rows are read in place: the
+        // next whole block inside the input only moves them along the row.
+        let mut in_place: Option<usize> = None;
+        for (ow0, count, inside) in self.blocks(pixels) {
             // Whole blocks; pixels at the edges and the rest one by one, so that no
             // block computes pixels it does not have.
             let singles = if count == pixels {
@@ -248,7 +251,14 @@ impl Job<'_> {
                 .into_iter()
                 .chain(singles.map(|ow| (ow, 1, 1)))
             {
-                self.locate(scratch, (n, oh), (ow, count, span));
+                match in_place {
+                    Some(previous) if inside && span == pixels => {
+                        self.move_along(scratch, ow - previous);
+                    }
+                    _ => self.locate(scratch, (n, oh), (ow, count, span)),
+                }
+                let direct = scratch.rows.iter().flatten().all(|rows| !rows.in_buffer);
+                in_place = (inside && span == pixels && direct).then_some(ow);
                 let out = &mut y_row[ow * cout..][..count * cout];
                 // SAFETY (both calls): the CPU has AVX-512F, checked by `forward`.
                 if self.p.in_channels <= WIDE_MAX_IN {
@@ -260,11 +270,21 @@ impl Job<'_> {
         }
     }
 
-    /// `(first pixel, count)` of the blocks of at most `size` pixels an output row is
-    /// cut into. Blocks never straddle the edges: pixels whose windows reach padding
-    /// come in blocks of their own (copied with zeros), so that the others are read in
-    /// place.
-    fn blocks(&self, size: usize) -> impl Iterator<Item = (usize, usize)> {
+    /// Moves window rows read in place (as [`Job::locate`] left them for a whole block
+    /// inside the input) `pixels` output pixels along the row: what `locate` would give
+    /// the block that many pixels on.
+    fn move_along(&self, scratch: &mut Scratch, pixels: usize) {
+        let step = self.p.width.stride * self.p.in_channels;
+        for rows in scratch.rows.iter_mut().flatten() {
+            rows.first += pixels * step;
+        }
+    }
+
+    /// `(first pixel, count, inside)` of the blocks of at most `size` pixels an output
+    /// row is cut into, `inside` where every window of the block lies inside the input's
+    /// width. Blocks never straddle the edges: pixels whose windows reach padding come in
+    /// blocks of their own (copied with zeros), so that the others are read in place.
+    fn blocks(&self, size: usize) -> impl Iterator<Item = (usize, usize, bool)> {
         let wd = self.p.width;
         let inside = move |ow: usize| {
             let first = input_pos(ow, 0, wd.stride, wd.dilation, wd.pad_before);
@@ -275,10 +295,11 @@ impl Job<'_> {
         let hi = (lo..wd.output).find(|&ow| !inside(ow)).unwrap_or(wd.output);
         [(0, lo), (lo, hi), (hi, wd.output)]
             .into_iter()
-            .flat_map(move |(a, b)| {
+            .enumerate()
+            .flat_map(move |(segment, (a, b))| {
                 (a..b)
                     .step_by(size)
-                    .map(move |ow0| (ow0, size.min(b - ow0)))
+                    .map(move |ow0| (ow0, size.min(b - ow0), segment == 1))
             })
     }
 
@@ -547,7 +568,7 @@ fn backward_filter_f32(p: &Problem, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let mut transposed = vec![0.0f32; if wide { 0 } else { dw.len() }];
     let target: &mut [f32] = if wide { dw } else { &mut transposed };
     super::sum_in_partials(target, &items, |&(n, oh), part, scratch: &mut Scratch| {
-        for (ow0, count) in job.blocks(FILTER_PIXELS) {
+        for (ow0, count, _) in job.blocks(FILTER_PIXELS) {
             job.locate(scratch, (n, oh), (ow0, count, count));
             let dy = &dy[((n * h.output + oh) * wd.output + ow0) * cout..][..count * cout];
             // SAFETY (both calls): the CPU has AVX-512F, checked by `backward_filter`.
