@@ -211,6 +211,10 @@ struct Scratch {
     buffer: Vec<f32>,
     /// Pixels (window rows per kernel row) of the block located last.
     pixels: usize,
+    /// `(image, output row, pixels, first input column)` of the block located last,
+    /// where its windows lie inside the input (every row read in place): the next such
+    /// block of the row only moves its rows along.
+    in_place: Option<(usize, usize, usize, isize)>,
 }
 
 /// What every task shares.
@@ -234,10 +238,7 @@ impl Job<'_> {
     /// Output row `oh` of image `n`, `y_row` (`output_w * out_channels`), block by block.
     fn row(&self, scratch: &mut Scratch, (n, oh): (usize, usize), y_row: &mut [f32]) {
         let (cout, pixels) = (self.p.out_channels, self.pixels);
-        // The last whole block located, where all its window rows are read in place: the
-        // next whole block inside the input only moves them along the row.
-        let mut in_place: Option<usize> = None;
-        for (ow0, count, inside) in self.blocks(pixels) {
+        for (ow0, count) in self.blocks(pixels) {
             // Whole blocks; pixels at the edges and the rest one by one, so that no
             // block computes pixels it does not have.
             let singles = if count == pixels {
@@ -251,14 +252,7 @@ impl Job<'_> {
                 .into_iter()
                 .chain(singles.map(|ow| (ow, 1, 1)))
             {
-                match in_place {
-                    Some(previous) if inside && span == pixels => {
-                        self.move_along(scratch, ow - previous);
-                    }
-                    _ => self.locate(scratch, (n, oh), (ow, count, span)),
-                }
-                let direct = scratch.rows.iter().flatten().all(|rows| !rows.in_buffer);
-                in_place = (inside && span == pixels && direct).then_some(ow);
+                self.locate(scratch, (n, oh), (ow, count, span));
                 let out = &mut y_row[ow * cout..][..count * cout];
                 // SAFETY (both calls): the CPU has AVX-512F, checked by `forward`.
                 if self.p.in_channels <= WIDE_MAX_IN {
@@ -270,21 +264,11 @@ impl Job<'_> {
         }
     }
 
-    /// Moves window rows read in place (as [`Job::locate`] left them for a whole block
-    /// inside the input) `pixels` output pixels along the row: what `locate` would give
-    /// the block that many pixels on.
-    fn move_along(&self, scratch: &mut Scratch, pixels: usize) {
-        let step = self.p.width.stride * self.p.in_channels;
-        for rows in scratch.rows.iter_mut().flatten() {
-            rows.first += pixels * step;
-        }
-    }
-
-    /// `(first pixel, count, inside)` of the blocks of at most `size` pixels an output
-    /// row is cut into, `inside` where every window of the block lies inside the input's
-    /// width. Blocks never straddle the edges: pixels whose windows reach padding come in
-    /// blocks of their own (copied with zeros), so that the others are read in place.
-    fn blocks(&self, size: usize) -> impl Iterator<Item = (usize, usize, bool)> {
+    /// `(first pixel, count)` of the blocks of at most `size` pixels an output row is
+    /// cut into. Blocks never straddle the edges: pixels whose windows reach padding
+    /// come in blocks of their own (copied with zeros), so that the others are read in
+    /// place.
+    fn blocks(&self, size: usize) -> impl Iterator<Item = (usize, usize)> {
         let wd = self.p.width;
         let inside = move |ow: usize| {
             let first = input_pos(ow, 0, wd.stride, wd.dilation, wd.pad_before);
@@ -295,11 +279,10 @@ impl Job<'_> {
         let hi = (lo..wd.output).find(|&ow| !inside(ow)).unwrap_or(wd.output);
         [(0, lo), (lo, hi), (hi, wd.output)]
             .into_iter()
-            .enumerate()
-            .flat_map(move |(segment, (a, b))| {
+            .flat_map(move |(a, b)| {
                 (a..b)
                     .step_by(size)
-                    .map(move |ow0| (ow0, size.min(b - ow0), segment == 1))
+                    .map(move |ow0| (ow0, size.min(b - ow0)))
             })
     }
 
@@ -313,6 +296,24 @@ impl Job<'_> {
         (ow0, count, pixels): (usize, usize, usize),
     ) {
         let (h, wd, cin, len) = (self.p.height, self.p.width, self.p.in_channels, self.window);
+        let first = input_pos(ow0, 0, wd.stride, wd.dilation, wd.pad_before);
+        let last = input_pos(ow0 + pixels - 1, 0, wd.stride, wd.dilation, wd.pad_before)
+            + ((wd.kernel - 1) * wd.dilation) as isize;
+        let in_place = wd.dilation == 1 && first >= 0 && (last as usize) < wd.input;
+        let key = (n, oh, pixels);
+        if let Some((n0, oh0, pixels0, first0)) = scratch.in_place {
+            if in_place && key == (n0, oh0, pixels0) {
+                // The same kernel rows, read in place `first - first0` columns on.
+                for rows in scratch.rows.iter_mut().flatten() {
+                    rows.first = rows
+                        .first
+                        .wrapping_add_signed((first - first0) * cin as isize);
+                }
+                scratch.in_place = Some((n, oh, pixels, first));
+                return;
+            }
+        }
+        scratch.in_place = in_place.then_some((n, oh, pixels, first));
         scratch.pixels = pixels;
         scratch.rows.clear();
         let mut used = 0;
@@ -323,10 +324,7 @@ impl Job<'_> {
                 continue;
             }
             let line = (n * self.image_rows + ih as usize - self.first_row) * wd.input;
-            let first = input_pos(ow0, 0, wd.stride, wd.dilation, wd.pad_before);
-            let last = input_pos(ow0 + pixels - 1, 0, wd.stride, wd.dilation, wd.pad_before)
-                + ((wd.kernel - 1) * wd.dilation) as isize;
-            if wd.dilation == 1 && first >= 0 && (last as usize) < wd.input {
+            if in_place {
                 scratch.rows.push(Some(Rows {
                     in_buffer: false,
                     first: (line + first as usize) * cin,
@@ -568,7 +566,7 @@ fn backward_filter_f32(p: &Problem, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let mut transposed = vec![0.0f32; if wide { 0 } else { dw.len() }];
     let target: &mut [f32] = if wide { dw } else { &mut transposed };
     super::sum_in_partials(target, &items, |&(n, oh), part, scratch: &mut Scratch| {
-        for (ow0, count, _) in job.blocks(FILTER_PIXELS) {
+        for (ow0, count) in job.blocks(FILTER_PIXELS) {
             job.locate(scratch, (n, oh), (ow0, count, count));
             let dy = &dy[((n * h.output + oh) * wd.output + ow0) * cout..][..count * cout];
             // SAFETY (both calls): the CPU has AVX-512F, checked by `backward_filter`.
