@@ -807,3 +807,50 @@ fn narrow_winograd_on_dcgan_shapes() {
         check_narrow_winograd(&p, size as u64);
     }
 }
+
+/// The wide Winograd engine (more than 16 result columns) in f32, f64, NHWC and NCHW on
+/// DCGAN's k4 s2 pad 1 transposed layers, whose sub-pixel grid of `2^n + 1` positions
+/// is not a multiple of the tile (the last tiles reach past it). Result columns fill
+/// whole panels of the f32 panel product (4 phases x 16 channels) or not (4 x 10, 4 x
+/// 17).
+#[test]
+fn wide_winograd_on_dcgan_shapes() {
+    for (size, cin, cout, batch) in [(8, 16, 40, 2), (16, 10, 24, 1), (5, 17, 33, 3)] {
+        let axis = Axis::forward(
+            "h",
+            2 * size,
+            Taps::new(4, 2, 1),
+            AxisPadding::Explicit {
+                before: 1,
+                after: 1,
+            },
+        )
+        .unwrap();
+        let p = Problem::new(batch, cin, cout, 1, axis, axis).unwrap();
+        check_transposed_plan(&p, DataPlan::Winograd, size as u64, (1e-5, 1e-9));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(60))]
+    /// The wide Winograd engine on random stride-1 and sub-pixel geometries with at
+    /// least 17 result columns (the f32 panel product's partial panels among them) and
+    /// grids of any length.
+    #[test]
+    fn wide_winograd_equals_reference(
+        taps in 2usize..4, stride in 1usize..3, dx_h in 3usize..30, dx_w in 3usize..30,
+        pad in 0usize..3, batch in 1usize..3, cin in 17usize..40, cout in 1usize..24,
+        seed in any::<u64>()
+    ) {
+        let kernel = taps * stride;
+        let axis = |size: usize| Axis::forward(
+            "h",
+            size.max(kernel),
+            Taps::new(kernel, stride, 1),
+            AxisPadding::Explicit { before: pad.min(kernel - 1), after: pad.min(kernel - 1) },
+        ).ok();
+        let (Some(h), Some(w)) = (axis(dx_h), axis(dx_w)) else { return Ok(()) };
+        let p = Problem::new(batch, cin, cout, 1, h, w).unwrap();
+        check_transposed_plan(&p, DataPlan::Winograd, seed, (1e-5, 1e-9));
+    }
+}

@@ -29,7 +29,8 @@
 //!   direct loops over each output pixel's window with the results in registers (f32),
 //!   where im2col would copy a few values at a time or the GEMM would be a few
 //!   columns wide. Other products at most 16 columns wide run in a register kernel of
-//!   our own rather than the `gemm` crate's.
+//!   our own rather than the `gemm` crate's, and so do the tile product and Winograd's
+//!   f32 products, whose right-hand sides are packed once per call.
 //!
 //! Work is split into tasks whose boundaries depend only on the problem, never on the
 //! number of threads (the tile product's tasks do depend on it, but there each value is
@@ -39,6 +40,7 @@
 mod depthwise;
 mod few_channels;
 mod gemm;
+mod panels;
 mod stream;
 mod tiles;
 pub(crate) mod transpose;
