@@ -854,3 +854,37 @@ proptest! {
         check_transposed_plan(&p, DataPlan::Winograd, seed, (1e-5, 1e-9));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(60))]
+    /// The forward Winograd plan in f32 (constant-coefficient transforms, the panel
+    /// product) and f64 on random stride-1 square kernels, paddings and channel counts,
+    /// both layouts: equal to the reference within Winograd's rounding.
+    #[test]
+    fn forward_winograd_f32_equals_reference(
+        k in 2usize..6, size_h in 1usize..30, size_w in 1usize..30, pad in 0usize..3,
+        batch in 1usize..3, cin in 1usize..40, cout in 1usize..70, seed in any::<u64>()
+    ) {
+        let axis = |size: usize| Axis::forward(
+            "h",
+            size.max(k),
+            Taps::new(k, 1, 1),
+            AxisPadding::Explicit { before: pad.min(k - 1), after: pad.min(k - 1) },
+        ).ok();
+        let (Some(h), Some(w)) = (axis(size_h), axis(size_w)) else { return Ok(()) };
+        let p = Problem::new(batch, cin, cout, 1, h, w).unwrap();
+        let (x, f) = (ints(p.input_shape(), seed), ints(p.filter_shape(), seed ^ 1));
+        let y = reference::forward(&p, x.view(), f.view()).unwrap();
+        let scale = y.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        let (x32, f32_) = (f32_of(&x), f32_of(&f));
+        let got = conv::forward_with(ForwardPlan::Winograd, &p, x32.view(), f32_.view()).unwrap();
+        let error = max_difference(&got.mapv(f64::from), &y);
+        prop_assert!(error <= 1e-5 * scale, "f32 NHWC {:?}: {} of {}", p, error, scale);
+        let nchw = f32_of(&to_nchw(&x));
+        let got = conv::forward_in_with(ForwardPlan::Winograd, DataFormat::Nchw, &p, nchw.view(), f32_.view()).unwrap();
+        let error = max_difference(&got.mapv(f64::from), &to_nchw(&y));
+        prop_assert!(error <= 1e-5 * scale, "f32 NCHW {:?}: {} of {}", p, error, scale);
+        let got = conv::forward_with(ForwardPlan::Winograd, &p, x.view(), f.view()).unwrap();
+        prop_assert!(max_difference(&got, &y) <= 1e-9 * scale, "f64 {:?}", p);
+    }
+}

@@ -46,6 +46,7 @@ mod tiles;
 pub(crate) mod transpose;
 mod winograd;
 mod winograd_filter;
+mod winograd_fixed;
 mod winograd_narrow;
 
 use crate::element::Element;
