@@ -34,47 +34,6 @@ pub(crate) struct Packed {
     pub panels: Vec<Panel>,
 }
 
-/// Packs a `depth x cols` matrix whose values `fill(k, first, dst)` writes: row `k`'s
-/// columns `first..first + dst.len()` (one panel's), into `dst`, which holds zeros.
-pub(crate) fn pack_with(
-    depth: usize,
-    cols: usize,
-    fill: impl Fn(usize, usize, &mut [f32]),
-) -> Packed {
-    #[cfg(target_arch = "x86_64")]
-    if available() {
-        // SAFETY: the CPU has AVX-512F, checked just above; `pack_avx512` is
-        // `pack_portable` compiled with it (no intrinsics).
-        return unsafe { pack_avx512(depth, cols, fill) };
-    }
-    pack_portable(depth, cols, fill)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn pack_avx512(depth: usize, cols: usize, fill: impl Fn(usize, usize, &mut [f32])) -> Packed {
-    pack_portable(depth, cols, fill)
-}
-
-#[inline(always)]
-fn pack_portable(depth: usize, cols: usize, fill: impl Fn(usize, usize, &mut [f32])) -> Packed {
-    let mut blocks = Vec::with_capacity(cols.div_ceil(PANEL_COLS));
-    let mut panels = Vec::with_capacity(blocks.capacity());
-    for first in (0..cols).step_by(PANEL_COLS) {
-        let width = (cols - first).min(PANEL_COLS);
-        let mut block = vec![0.0; depth * PANEL_COLS];
-        for (k, dst) in block.chunks_exact_mut(PANEL_COLS).enumerate() {
-            fill(k, first, &mut dst[..width]);
-        }
-        blocks.push(block);
-        panels.push(Panel {
-            offset: first,
-            width,
-        });
-    }
-    Packed { blocks, panels }
-}
-
 /// Whether [`multiply`] runs on this CPU (AVX-512F).
 pub(crate) fn available() -> bool {
     #[cfg(target_arch = "x86_64")]

@@ -16,7 +16,7 @@
 //! (C1 0.84 -> 0.63 ms, T4 4.41 -> 3.63, C2 4.35 -> 3.53).
 
 use super::gemm::{gemm, Mat, MatMut};
-use super::panels::{self, Packed};
+use super::panels::{self, Packed, Panel, PANEL_COLS};
 use super::stream;
 use super::transpose;
 use super::{f32s, f32s_mut};
@@ -494,7 +494,10 @@ pub(crate) fn correlate<T: Element>(
 /// [`transform_filter`] for the panel product, straight into its packed layout: the
 /// planes (`in_channels x cols` each) `[chunk][plane]`, each chunk's `chunk_cols`
 /// columns in panels. Where `T` is f32, the CPU has AVX-512F and the chunks are wider
-/// than a register (narrower products run in the `gemm` front's register kernel).
+/// than a register (narrower products run in the `gemm` front's register kernel). Each
+/// panel's columns are transformed for every point at once, one filter row at a time,
+/// in two passes (across, then down), so the filter is read once (C1 0.62 -> 0.56 ms,
+/// C2 3.4 -> 3.1, with the fixed transforms' loads inlined).
 fn transform_filter_packed<T: 'static>(
     tr: &Transforms,
     s: &Sliding,
@@ -504,40 +507,124 @@ fn transform_filter_packed<T: 'static>(
 ) -> Option<Vec<Packed>> {
     let filter = f32s(filter)?;
     let k = s.in_channels;
-    if chunk_cols <= LANES || k == 0 || cols == 0 || !panels::available() {
+    if chunk_cols <= LANES || k == 0 || cols == 0 || tr.r > MAX_ALPHA - 1 || !panels::available() {
         return None;
     }
-    let (alpha, r) = (tr.alpha, tr.r);
-    let plane = k * cols;
-    let g = sparse_rows::<f32>(&tr.g, alpha, r);
-    let planes = alpha * alpha;
-    let packed = (0..chunks * planes)
-        .into_par_iter()
-        .map(|index| {
-            let (chunk, xn) = (index / planes, index % planes);
-            let (xi, nu) = (xn / alpha, xn % alpha);
-            let first = chunk * chunk_cols;
-            // The filter taps this point takes, in a fixed order, and their weights.
-            let terms: Vec<(usize, f32)> = g[xi]
-                .iter()
-                .flat_map(|&(a, ca)| {
-                    g[nu]
-                        .iter()
-                        .map(move |&(b, cb)| ((a * r + b) * plane, ca * cb))
-                })
-                .collect();
-            let fill = |kk: usize, j0: usize, dst: &mut [f32]| {
-                for &(tap, weight) in &terms {
-                    let src = &filter[tap + kk * cols + first + j0..][..dst.len()];
-                    for (d, &v) in dst.iter_mut().zip(src) {
-                        *d += weight * v;
-                    }
-                }
-            };
-            panels::pack_with(k, chunk_cols.min(cols - first), fill)
+    let planes = tr.alpha * tr.alpha;
+    let g: Vec<f32> = tr.g.iter().map(|&v| v as f32).collect();
+    // Every panel: (chunk, first column, width).
+    let all: Vec<(usize, usize, usize)> = (0..chunks)
+        .flat_map(|chunk| {
+            let (c0, c1) = (chunk * chunk_cols, ((chunk + 1) * chunk_cols).min(cols));
+            (c0..c1)
+                .step_by(PANEL_COLS)
+                .map(move |first| (chunk, first, (c1 - first).min(PANEL_COLS)))
         })
         .collect();
+    let blocks: Vec<Vec<Vec<f32>>> = all
+        .par_iter()
+        .map(|&(_, first, width)| {
+            let mut blocks: Vec<Vec<f32>> =
+                (0..planes).map(|_| vec![0.0; k * PANEL_COLS]).collect();
+            // SAFETY: the CPU has AVX-512F (`panels::available`, checked above).
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                transform_panel(&g, tr, filter, (k, cols), (first, width), &mut blocks)
+            };
+            blocks
+        })
+        .collect();
+    // Regrouped by (chunk, plane), each plane's panels in order (moved, not copied).
+    let mut packed: Vec<Packed> = (0..chunks * planes)
+        .map(|_| Packed {
+            blocks: Vec::new(),
+            panels: Vec::new(),
+        })
+        .collect();
+    for (&(chunk, first, width), blocks) in all.iter().zip(blocks) {
+        for (plane, block) in blocks.into_iter().enumerate() {
+            let target = &mut packed[chunk * planes + plane];
+            target.blocks.push(block);
+            target.panels.push(Panel {
+                offset: first - chunk * chunk_cols,
+                width,
+            });
+        }
+    }
     Some(packed)
+}
+
+/// One panel (`width` columns from `first`) of every transformed plane, `blocks[xi *
+/// alpha + nu]` (`k` rows of [`PANEL_COLS`] values, zeros past `width`): for each filter
+/// row, `across[j_h][nu] = sum G[nu][j_w] filter[j_h][j_w]`, then `U[xi][nu] = sum
+/// G[xi][j_h] across[j_h][nu]`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn transform_panel(
+    g: &[f32],
+    tr: &Transforms,
+    filter: &[f32],
+    (k, cols): (usize, usize),
+    (first, width): (usize, usize),
+    blocks: &mut [Vec<f32>],
+) {
+    use std::arch::x86_64::*;
+    let (alpha, r) = (tr.alpha, tr.r);
+    let plane = k * cols;
+    let zero = _mm512_setzero_ps();
+    let masks = [
+        ((1u32 << width.min(LANES)) - 1) as u16,
+        ((1u32 << width.saturating_sub(LANES)) - 1) as u16,
+    ];
+    let mut taps = [[zero; 2]; (MAX_ALPHA - 1) * (MAX_ALPHA - 1)];
+    let mut across = [[zero; 2]; (MAX_ALPHA - 1) * MAX_ALPHA];
+    for row in 0..k {
+        for (tap, run) in taps[..r * r].iter_mut().enumerate() {
+            let src = &filter[tap * plane + row * cols + first..][..width];
+            for (half, value) in run.iter_mut().enumerate() {
+                // SAFETY: the mask enables the lanes of `src`'s `width` values only;
+                // masked-off lanes are neither read nor faulted on.
+                *value = unsafe {
+                    _mm512_maskz_loadu_ps(masks[half], src.as_ptr().wrapping_add(half * LANES))
+                };
+            }
+        }
+        for jh in 0..r {
+            for nu in 0..alpha {
+                let mut sum = [zero; 2];
+                for jw in 0..r {
+                    let weight = g[nu * r + jw];
+                    if weight != 0.0 {
+                        let weight = _mm512_set1_ps(weight);
+                        for (sum, &v) in sum.iter_mut().zip(&taps[jh * r + jw]) {
+                            *sum = _mm512_fmadd_ps(weight, v, *sum);
+                        }
+                    }
+                }
+                across[jh * alpha + nu] = sum;
+            }
+        }
+        for xi in 0..alpha {
+            for nu in 0..alpha {
+                let mut sum = [zero; 2];
+                for jh in 0..r {
+                    let weight = g[xi * r + jh];
+                    if weight != 0.0 {
+                        let weight = _mm512_set1_ps(weight);
+                        for (sum, &v) in sum.iter_mut().zip(&across[jh * alpha + nu]) {
+                            *sum = _mm512_fmadd_ps(weight, v, *sum);
+                        }
+                    }
+                }
+                let dst = &mut blocks[xi * alpha + nu][row * PANEL_COLS..][..PANEL_COLS];
+                // SAFETY: `dst` holds 32 values, two registers.
+                unsafe {
+                    _mm512_storeu_ps(dst.as_mut_ptr(), sum[0]);
+                    _mm512_storeu_ps(dst.as_mut_ptr().add(LANES), sum[1]);
+                }
+            }
+        }
+    }
 }
 
 /// `U[xi][nu][k][col] = sum G[xi][a] G[nu][b] filter[a][b][k][col]`.
@@ -840,13 +927,14 @@ fn fixed_input_tile<const A: usize>(
 ) {
     use std::arch::x86_64::*;
     let mask = ((1u32 << len.min(LANES)) - 1) as u16;
-    let tile: [[__m512; A]; A] = std::array::from_fn(|a| {
-        std::array::from_fn(|b| {
+    let mut tile = [[_mm512_setzero_ps(); A]; A];
+    for (a, line) in tile.iter_mut().enumerate() {
+        for (b, value) in line.iter_mut().enumerate() {
             let lane = &d[(a * A + b) * LANES..][..LANES];
             // SAFETY: `lane` holds 16 values.
-            unsafe { _mm512_loadu_ps(lane.as_ptr()) }
-        })
-    });
+            *value = unsafe { _mm512_loadu_ps(lane.as_ptr()) };
+        }
+    }
     for (xi, row) in super::winograd_fixed::input_2d(&tile).iter().enumerate() {
         for (nu, value) in row.iter().enumerate() {
             let dst = &mut v[first + (xi * A + nu) * stride..][..len.min(LANES)];
@@ -897,14 +985,15 @@ fn fixed_output_tile<const M: usize, const A: usize>(
     use std::arch::x86_64::*;
     let len = len.min(LANES);
     let mask = ((1u32 << len) - 1) as u16;
-    let products: [[__m512; A]; A] = std::array::from_fn(|xi| {
-        std::array::from_fn(|nu| {
+    let mut products = [[_mm512_setzero_ps(); A]; A];
+    for (xi, line) in products.iter_mut().enumerate() {
+        for (nu, value) in line.iter_mut().enumerate() {
             let src = &prod[first + (xi * A + nu) * stride..][..len];
             // SAFETY: `src` holds the `len` values the mask enables; masked-off lanes
             // are neither read nor faulted on.
-            unsafe { _mm512_maskz_loadu_ps(mask, src.as_ptr()) }
-        })
-    });
+            *value = unsafe { _mm512_maskz_loadu_ps(mask, src.as_ptr()) };
+        }
+    }
     for (a, row) in super::winograd_fixed::output_2d::<M, A>(&products)
         .iter()
         .enumerate()
