@@ -888,3 +888,37 @@ proptest! {
         prop_assert!(max_difference(&got, &y) <= 1e-9 * scale, "f64 {:?}", p);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(60))]
+    /// The Winograd filter gradient in f32 (the input tiles' transforms with constant
+    /// coefficients) and f64 on random kernels that are a multiple of the stride, both
+    /// layouts: equal to the reference within Winograd's rounding.
+    #[test]
+    fn filter_winograd_f32_equals_reference(
+        taps in 1usize..4, stride in 1usize..3, size_h in 4usize..30, size_w in 4usize..30,
+        pad in 0usize..3, batch in 1usize..3, cin in 1usize..40, cout in 1usize..40,
+        seed in any::<u64>()
+    ) {
+        let kernel = (taps * stride).max(2);
+        let axis = |size: usize| Axis::forward(
+            "h",
+            size.max(kernel),
+            Taps::new(kernel, stride, 1),
+            AxisPadding::Explicit { before: pad.min(kernel - 1), after: pad.min(kernel - 1) },
+        ).ok();
+        let (Some(h), Some(w)) = (axis(size_h), axis(size_w)) else { return Ok(()) };
+        let p = Problem::new(batch, cin, cout, 1, h, w).unwrap();
+        let (x, dy) = (ints(p.input_shape(), seed), ints(p.output_shape(), seed ^ 2));
+        let dw = reference::backward_filter(&p, x.view(), dy.view()).unwrap();
+        let scale = dw.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        let (x32, dy32) = (f32_of(&x), f32_of(&dy));
+        let got = conv::backward_filter_with(FilterPlan::Winograd, &p, x32.view(), dy32.view()).unwrap();
+        let error = max_difference(&got.mapv(f64::from), &dw);
+        prop_assert!(error <= 1e-5 * scale, "f32 NHWC {:?}: {} of {}", p, error, scale);
+        let (x_nchw, dy_nchw) = (f32_of(&to_nchw(&x)), f32_of(&to_nchw(&dy)));
+        let got = conv::backward_filter_in_with(FilterPlan::Winograd, DataFormat::Nchw, &p, x_nchw.view(), dy_nchw.view()).unwrap();
+        let error = max_difference(&got.mapv(f64::from), &dw);
+        prop_assert!(error <= 1e-5 * scale, "f32 NCHW {:?}: {} of {}", p, error, scale);
+    }
+}
