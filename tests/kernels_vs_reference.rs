@@ -660,17 +660,14 @@ fn check_transposed_plan(
     let scale = dx.iter().fold(1.0f64, |m, v| m.max(v.abs()));
     let (f32_, dy32) = (f32_of(&f), f32_of(&dy));
     let got = conv::backward_data_with(plan, p, dy32.view(), f32_.view()).unwrap();
-    let error = max_difference(&got.mapv(f64::from), &dx);
-    assert!(
-        error <= f32_tolerance * scale,
-        "f32 NHWC {p:?}: {error} of {scale}"
-    );
+    assert_within(&got, &dx, f32_tolerance, &format!("f32 NHWC {p:?}"));
     let nchw = f32_of(&to_nchw(&dy));
     let got = conv::backward_data_in_with(plan, DataFormat::Nchw, p, nchw.view(), f32_.view());
-    let error = max_difference(&got.unwrap().mapv(f64::from), &to_nchw(&dx));
-    assert!(
-        error <= f32_tolerance * scale,
-        "f32 NCHW {p:?}: {error} of {scale}"
+    assert_within(
+        &got.unwrap(),
+        &to_nchw(&dx),
+        f32_tolerance,
+        &format!("f32 NCHW {p:?}"),
     );
     let got = conv::backward_data_with(plan, p, dy.view(), f.view()).unwrap();
     let error = max_difference(&got, &dx);
@@ -782,6 +779,34 @@ proptest! {
     }
 }
 
+/// An axis of `size` input positions with DCGAN's k4 s2 pad 1 taps.
+fn dcgan_axis(size: usize) -> Axis {
+    let padding = AxisPadding::Explicit {
+        before: 1,
+        after: 1,
+    };
+    Axis::forward("h", size, Taps::new(4, 2, 1), padding).unwrap()
+}
+
+/// An axis of at least `kernel` input positions with `kernel` taps at `stride`, padded
+/// by `pad` (at most `kernel - 1`) on both sides; `None` where that leaves no output.
+fn padded_axis(size: usize, kernel: usize, stride: usize, pad: usize) -> Option<Axis> {
+    let pad = pad.min(kernel - 1);
+    let padding = AxisPadding::Explicit {
+        before: pad,
+        after: pad,
+    };
+    Axis::forward("h", size.max(kernel), Taps::new(kernel, stride, 1), padding).ok()
+}
+
+/// Panics unless `got` (f32) is within `tolerance` times the largest magnitude of
+/// `want` of it, everywhere.
+fn assert_within(got: &Array4<f32>, want: &Array4<f64>, tolerance: f64, what: &str) {
+    let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    let error = max_difference(&got.mapv(f64::from), want);
+    assert!(error <= tolerance * scale, "{what}: {error} of {scale}");
+}
+
 /// A DCGAN generator's RGB layer (k4 s2 pad 1, 64 -> 3) and its neighbours take the
 /// narrow Winograd engine by default, and equal the reference.
 #[test]
@@ -792,16 +817,7 @@ fn narrow_winograd_on_dcgan_shapes() {
         (64, 3, 64, 1),
         (32, 3, 64, 2),
     ] {
-        let axis = Axis::forward(
-            "h",
-            2 * size,
-            Taps::new(4, 2, 1),
-            AxisPadding::Explicit {
-                before: 1,
-                after: 1,
-            },
-        )
-        .unwrap();
+        let axis = dcgan_axis(2 * size);
         let p = Problem::new(batch, cin, cout, 1, axis, axis).unwrap();
         assert_eq!(DataPlan::choose(&p), DataPlan::Winograd, "{p:?}");
         check_narrow_winograd(&p, size as u64);
@@ -816,16 +832,7 @@ fn narrow_winograd_on_dcgan_shapes() {
 #[test]
 fn wide_winograd_on_dcgan_shapes() {
     for (size, cin, cout, batch) in [(8, 16, 40, 2), (16, 10, 24, 1), (5, 17, 33, 3)] {
-        let axis = Axis::forward(
-            "h",
-            2 * size,
-            Taps::new(4, 2, 1),
-            AxisPadding::Explicit {
-                before: 1,
-                after: 1,
-            },
-        )
-        .unwrap();
+        let axis = dcgan_axis(2 * size);
         let p = Problem::new(batch, cin, cout, 1, axis, axis).unwrap();
         check_transposed_plan(&p, DataPlan::Winograd, size as u64, (1e-5, 1e-9));
     }
@@ -843,12 +850,7 @@ proptest! {
         seed in any::<u64>()
     ) {
         let kernel = taps * stride;
-        let axis = |size: usize| Axis::forward(
-            "h",
-            size.max(kernel),
-            Taps::new(kernel, stride, 1),
-            AxisPadding::Explicit { before: pad.min(kernel - 1), after: pad.min(kernel - 1) },
-        ).ok();
+        let axis = |size| padded_axis(size, kernel, stride, pad);
         let (Some(h), Some(w)) = (axis(dx_h), axis(dx_w)) else { return Ok(()) };
         let p = Problem::new(batch, cin, cout, 1, h, w).unwrap();
         check_transposed_plan(&p, DataPlan::Winograd, seed, (1e-5, 1e-9));
@@ -865,12 +867,7 @@ proptest! {
         k in 2usize..6, size_h in 1usize..30, size_w in 1usize..30, pad in 0usize..3,
         batch in 1usize..3, cin in 1usize..40, cout in 1usize..70, seed in any::<u64>()
     ) {
-        let axis = |size: usize| Axis::forward(
-            "h",
-            size.max(k),
-            Taps::new(k, 1, 1),
-            AxisPadding::Explicit { before: pad.min(k - 1), after: pad.min(k - 1) },
-        ).ok();
+        let axis = |size| padded_axis(size, k, 1, pad);
         let (Some(h), Some(w)) = (axis(size_h), axis(size_w)) else { return Ok(()) };
         let p = Problem::new(batch, cin, cout, 1, h, w).unwrap();
         let (x, f) = (ints(p.input_shape(), seed), ints(p.filter_shape(), seed ^ 1));
@@ -878,12 +875,10 @@ proptest! {
         let scale = y.iter().fold(1.0f64, |m, v| m.max(v.abs()));
         let (x32, f32_) = (f32_of(&x), f32_of(&f));
         let got = conv::forward_with(ForwardPlan::Winograd, &p, x32.view(), f32_.view()).unwrap();
-        let error = max_difference(&got.mapv(f64::from), &y);
-        prop_assert!(error <= 1e-5 * scale, "f32 NHWC {:?}: {} of {}", p, error, scale);
+        assert_within(&got, &y, 1e-5, &format!("f32 NHWC {p:?}"));
         let nchw = f32_of(&to_nchw(&x));
         let got = conv::forward_in_with(ForwardPlan::Winograd, DataFormat::Nchw, &p, nchw.view(), f32_.view()).unwrap();
-        let error = max_difference(&got.mapv(f64::from), &to_nchw(&y));
-        prop_assert!(error <= 1e-5 * scale, "f32 NCHW {:?}: {} of {}", p, error, scale);
+        assert_within(&got, &to_nchw(&y), 1e-5, &format!("f32 NCHW {p:?}"));
         let got = conv::forward_with(ForwardPlan::Winograd, &p, x.view(), f.view()).unwrap();
         prop_assert!(max_difference(&got, &y) <= 1e-9 * scale, "f64 {:?}", p);
     }
@@ -901,24 +896,16 @@ proptest! {
         seed in any::<u64>()
     ) {
         let kernel = (taps * stride).max(2);
-        let axis = |size: usize| Axis::forward(
-            "h",
-            size.max(kernel),
-            Taps::new(kernel, stride, 1),
-            AxisPadding::Explicit { before: pad.min(kernel - 1), after: pad.min(kernel - 1) },
-        ).ok();
+        let axis = |size| padded_axis(size, kernel, stride, pad);
         let (Some(h), Some(w)) = (axis(size_h), axis(size_w)) else { return Ok(()) };
         let p = Problem::new(batch, cin, cout, 1, h, w).unwrap();
         let (x, dy) = (ints(p.input_shape(), seed), ints(p.output_shape(), seed ^ 2));
         let dw = reference::backward_filter(&p, x.view(), dy.view()).unwrap();
-        let scale = dw.iter().fold(1.0f64, |m, v| m.max(v.abs()));
         let (x32, dy32) = (f32_of(&x), f32_of(&dy));
         let got = conv::backward_filter_with(FilterPlan::Winograd, &p, x32.view(), dy32.view()).unwrap();
-        let error = max_difference(&got.mapv(f64::from), &dw);
-        prop_assert!(error <= 1e-5 * scale, "f32 NHWC {:?}: {} of {}", p, error, scale);
+        assert_within(&got, &dw, 1e-5, &format!("f32 NHWC {p:?}"));
         let (x_nchw, dy_nchw) = (f32_of(&to_nchw(&x)), f32_of(&to_nchw(&dy)));
         let got = conv::backward_filter_in_with(FilterPlan::Winograd, DataFormat::Nchw, &p, x_nchw.view(), dy_nchw.view()).unwrap();
-        let error = max_difference(&got.mapv(f64::from), &dw);
-        prop_assert!(error <= 1e-5 * scale, "f32 NCHW {:?}: {} of {}", p, error, scale);
+        assert_within(&got, &dw, 1e-5, &format!("f32 NCHW {p:?}"));
     }
 }

@@ -435,11 +435,9 @@ pub(crate) fn correlate<T: Element>(
     let phases_per_chunk = (budget_cols / phase_cols).clamp(1, scatter.stride_h);
     let chunks = scatter.stride_h.div_ceil(phases_per_chunk);
     let chunk_cols = phases_per_chunk * phase_cols;
-    let packed = transform_filter_packed(&tr, s, n, filter, (chunks, chunk_cols));
-    // The products read the packed planes where there are some.
-    let u = match packed {
-        Some(_) => Vec::new(),
-        None => transform_filter(&tr, s, n, filter),
+    let u = match transform_filter_packed(&tr, s, n, filter, (chunks, chunk_cols)) {
+        Some(packed) => Filter::Packed(packed),
+        None => Filter::Plain(transform_filter(&tr, s, n, filter)),
     };
 
     // Hand each task the output rows it writes: (band, phase chunk) owns rows
@@ -473,8 +471,7 @@ pub(crate) fn correlate<T: Element>(
         bt: sparse_rows(&tr.bt, alpha, alpha),
         at: sparse_rows(&tr.at, m, alpha),
         input,
-        u: &u,
-        packed,
+        u,
         chunk_cols,
         tiles_h,
         tiles_w,
@@ -568,63 +565,58 @@ fn transform_panel(
     (first, width): (usize, usize),
     blocks: &mut [Vec<f32>],
 ) {
-    use std::arch::x86_64::*;
+    use super::winograd_fixed::{load, store};
     let (alpha, r) = (tr.alpha, tr.r);
     let plane = k * cols;
-    let zero = _mm512_setzero_ps();
-    let masks = [
-        ((1u32 << width.min(LANES)) - 1) as u16,
-        ((1u32 << width.saturating_sub(LANES)) - 1) as u16,
-    ];
+    let zero = std::arch::x86_64::_mm512_setzero_ps();
+    // A run of the panel's 32 columns: two registers.
     let mut taps = [[zero; 2]; (MAX_ALPHA - 1) * (MAX_ALPHA - 1)];
-    let mut across = [[zero; 2]; (MAX_ALPHA - 1) * MAX_ALPHA];
+    // across[nu][j_h], so that each point's down pass reads one slice.
+    let mut across = [[zero; 2]; MAX_ALPHA * (MAX_ALPHA - 1)];
     for row in 0..k {
         for (tap, run) in taps[..r * r].iter_mut().enumerate() {
             let src = &filter[tap * plane + row * cols + first..][..width];
             for (half, value) in run.iter_mut().enumerate() {
-                // SAFETY: the mask enables the lanes of `src`'s `width` values only;
-                // masked-off lanes are neither read nor faulted on.
-                *value = unsafe {
-                    _mm512_maskz_loadu_ps(masks[half], src.as_ptr().wrapping_add(half * LANES))
-                };
+                let from = (half * LANES).min(width);
+                *value = load(&src[from..], width - from);
             }
         }
         for jh in 0..r {
             for nu in 0..alpha {
-                let mut sum = [zero; 2];
-                for jw in 0..r {
-                    let weight = g[nu * r + jw];
-                    if weight != 0.0 {
-                        let weight = _mm512_set1_ps(weight);
-                        for (sum, &v) in sum.iter_mut().zip(&taps[jh * r + jw]) {
-                            *sum = _mm512_fmadd_ps(weight, v, *sum);
-                        }
-                    }
-                }
-                across[jh * alpha + nu] = sum;
+                across[nu * r + jh] = weighted_sum(&taps[jh * r..][..r], &g[nu * r..][..r]);
             }
         }
         for xi in 0..alpha {
             for nu in 0..alpha {
-                let mut sum = [zero; 2];
-                for jh in 0..r {
-                    let weight = g[xi * r + jh];
-                    if weight != 0.0 {
-                        let weight = _mm512_set1_ps(weight);
-                        for (sum, &v) in sum.iter_mut().zip(&across[jh * alpha + nu]) {
-                            *sum = _mm512_fmadd_ps(weight, v, *sum);
-                        }
-                    }
-                }
+                let sum = weighted_sum(&across[nu * r..][..r], &g[xi * r..][..r]);
                 let dst = &mut blocks[xi * alpha + nu][row * PANEL_COLS..][..PANEL_COLS];
-                // SAFETY: `dst` holds 32 values, two registers.
-                unsafe {
-                    _mm512_storeu_ps(dst.as_mut_ptr(), sum[0]);
-                    _mm512_storeu_ps(dst.as_mut_ptr().add(LANES), sum[1]);
-                }
+                let (low, high) = dst.split_at_mut(LANES);
+                store(low, LANES, sum[0]);
+                store(high, LANES, sum[1]);
             }
         }
     }
+}
+
+/// `sum weights[j] * runs[j]` over a panel's runs of 32 columns, zero weights skipped.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn weighted_sum(
+    runs: &[[std::arch::x86_64::__m512; 2]],
+    weights: &[f32],
+) -> [std::arch::x86_64::__m512; 2] {
+    use std::arch::x86_64::*;
+    let mut sum = [_mm512_setzero_ps(); 2];
+    for (run, &weight) in runs.iter().zip(weights) {
+        if weight != 0.0 {
+            let weight = _mm512_set1_ps(weight);
+            for (sum, &v) in sum.iter_mut().zip(run) {
+                *sum = _mm512_fmadd_ps(weight, v, *sum);
+            }
+        }
+    }
+    sum
 }
 
 /// `U[xi][nu][k][col] = sum G[xi][a] G[nu][b] filter[a][b][k][col]`.
@@ -657,6 +649,15 @@ pub(crate) fn transform_filter<T: Element>(
 /// it owns (tile row, grid row within the tile, phase).
 type Task<'o, T> = (usize, usize, usize, usize, Vec<Option<Row<'o, T>>>);
 
+/// The transformed filter `U[xi][nu][k][col]` as the products read it.
+enum Filter<T> {
+    /// f32 on AVX-512 with more than a register of columns: the planes packed for the
+    /// panel product, `[chunk][plane]` (each chunk's columns on their own).
+    Packed(Vec<Packed>),
+    /// For the `gemm` front: the planes as they are.
+    Plain(Vec<T>),
+}
+
 /// What every task of one [`correlate`] call shares.
 struct Job<'a, T> {
     s: &'a Sliding,
@@ -665,12 +666,7 @@ struct Job<'a, T> {
     bt: Vec<Vec<(usize, T)>>,
     at: Vec<Vec<(usize, T)>>,
     input: &'a [T],
-    /// `U[xi][nu][k][col]`, where the products do not read `packed` instead.
-    u: &'a [T],
-    /// f32 on AVX-512 with more than a register of columns: the transformed filter's
-    /// planes packed for the panel product, `[chunk][plane]` (each chunk's columns on
-    /// their own).
-    packed: Option<Vec<Packed>>,
+    u: Filter<T>,
     /// Result columns of a whole chunk of height phases.
     chunk_cols: usize,
     tiles_h: usize,
@@ -790,40 +786,48 @@ impl<T: Element> Job<'_, T> {
         let nc = c1 - c0;
         scratch.prod.resize(planes * tiles * nc, T::zero());
         let prod = &mut scratch.prod;
-        if let (Some(packed), Some(v), Some(prod)) = (&self.packed, f32s(v), f32s_mut(prod)) {
-            let chunk = c0 / self.chunk_cols;
-            let offset = |tile: usize| tile * nc;
-            for (plane, dst) in prod.chunks_mut(tiles * nc).enumerate() {
-                let a = &v[plane * tiles * k..][..tiles * k];
-                let done = panels::multiply(a, k, &packed[chunk * planes + plane], dst, &offset);
-                assert!(done, "the panel product runs only where it was packed");
+        match &self.u {
+            Filter::Packed(packed) => {
+                let (v, prod) = (f32s(v), f32s_mut(prod));
+                let (Some(v), Some(prod)) = (v, prod) else {
+                    unreachable!("the filter is packed for f32 only");
+                };
+                let chunk = c0 / self.chunk_cols;
+                let offset = |tile: usize| tile * nc;
+                for (plane, dst) in prod.chunks_mut(tiles * nc).enumerate() {
+                    let a = &v[plane * tiles * k..][..tiles * k];
+                    let packed = &packed[chunk * planes + plane];
+                    let done = panels::multiply(a, k, packed, dst, &offset);
+                    assert!(done, "the panel product runs only where it was packed");
+                }
             }
-        } else {
-            for (plane, dst) in prod.chunks_mut(tiles * nc).enumerate() {
-                gemm(
-                    MatMut {
-                        data: dst,
-                        rows: tiles,
-                        cols: nc,
-                        row_stride: nc,
-                        col_stride: 1,
-                    },
-                    false,
-                    Mat {
-                        data: &v[plane * tiles * k..][..tiles * k],
-                        rows: tiles,
-                        cols: k,
-                        row_stride: k,
-                        col_stride: 1,
-                    },
-                    Mat {
-                        data: &self.u[plane * k * cols + c0..],
-                        rows: k,
-                        cols: nc,
-                        row_stride: cols,
-                        col_stride: 1,
-                    },
-                );
+            Filter::Plain(u) => {
+                for (plane, dst) in prod.chunks_mut(tiles * nc).enumerate() {
+                    gemm(
+                        MatMut {
+                            data: dst,
+                            rows: tiles,
+                            cols: nc,
+                            row_stride: nc,
+                            col_stride: 1,
+                        },
+                        false,
+                        Mat {
+                            data: &v[plane * tiles * k..][..tiles * k],
+                            rows: tiles,
+                            cols: k,
+                            row_stride: k,
+                            col_stride: 1,
+                        },
+                        Mat {
+                            data: &u[plane * k * cols + c0..],
+                            rows: k,
+                            cols: nc,
+                            row_stride: cols,
+                            col_stride: 1,
+                        },
+                    );
+                }
             }
         }
 
@@ -925,22 +929,16 @@ fn fixed_input_tile<const A: usize>(
     v: &mut [f32],
     (first, stride, len): (usize, usize, usize),
 ) {
-    use std::arch::x86_64::*;
-    let mask = ((1u32 << len.min(LANES)) - 1) as u16;
-    let mut tile = [[_mm512_setzero_ps(); A]; A];
+    use super::winograd_fixed::{input_2d, load, store};
+    let mut tile = [[std::arch::x86_64::_mm512_setzero_ps(); A]; A];
     for (a, line) in tile.iter_mut().enumerate() {
         for (b, value) in line.iter_mut().enumerate() {
-            let lane = &d[(a * A + b) * LANES..][..LANES];
-            // SAFETY: `lane` holds 16 values.
-            *value = unsafe { _mm512_loadu_ps(lane.as_ptr()) };
+            *value = load(&d[(a * A + b) * LANES..], LANES);
         }
     }
-    for (xi, row) in super::winograd_fixed::input_2d(&tile).iter().enumerate() {
+    for (xi, row) in input_2d(&tile).iter().enumerate() {
         for (nu, value) in row.iter().enumerate() {
-            let dst = &mut v[first + (xi * A + nu) * stride..][..len.min(LANES)];
-            // SAFETY: `dst` holds the `len` values the mask enables; masked-off lanes
-            // are neither written nor faulted on.
-            unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr(), mask, *value) };
+            store(&mut v[first + (xi * A + nu) * stride..], len, *value);
         }
     }
 }
@@ -982,26 +980,16 @@ fn fixed_output_tile<const M: usize, const A: usize>(
     y: &mut [f32],
     y_stride: usize,
 ) {
-    use std::arch::x86_64::*;
-    let len = len.min(LANES);
-    let mask = ((1u32 << len) - 1) as u16;
-    let mut products = [[_mm512_setzero_ps(); A]; A];
+    use super::winograd_fixed::{load, output_2d, store};
+    let mut products = [[std::arch::x86_64::_mm512_setzero_ps(); A]; A];
     for (xi, line) in products.iter_mut().enumerate() {
         for (nu, value) in line.iter_mut().enumerate() {
-            let src = &prod[first + (xi * A + nu) * stride..][..len];
-            // SAFETY: `src` holds the `len` values the mask enables; masked-off lanes
-            // are neither read nor faulted on.
-            *value = unsafe { _mm512_maskz_loadu_ps(mask, src.as_ptr()) };
+            *value = load(&prod[first + (xi * A + nu) * stride..], len);
         }
     }
-    for (a, row) in super::winograd_fixed::output_2d::<M, A>(&products)
-        .iter()
-        .enumerate()
-    {
+    for (a, row) in output_2d::<M, A>(&products).iter().enumerate() {
         for (b, value) in row.iter().enumerate() {
-            let dst = &mut y[(a * M + b) * y_stride..][..len];
-            // SAFETY: as for the loads, `dst` holds the `len` values the mask enables.
-            unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr(), mask, *value) };
+            store(&mut y[(a * M + b) * y_stride..], len, *value);
         }
     }
 }

@@ -477,7 +477,8 @@ impl<'a, T: Element, F: Fn(usize, usize, usize) -> Option<&'a [T]>> TransformJob
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     fn run_fixed_tiles<const A: usize>(&self, first: usize, runs: &mut [&mut [T]]) -> bool {
-        use std::arch::x86_64::*;
+        use super::winograd_fixed::{input_2d, load, store};
+        use std::arch::x86_64::_mm512_setzero_ps;
         let c = self.channels;
         let mut outs = Vec::with_capacity(A * A);
         for run in runs.iter_mut() {
@@ -500,23 +501,17 @@ impl<'a, T: Element, F: Fn(usize, usize, usize) -> Option<&'a [T]>> TransformJob
             }
             for c0 in (0..c).step_by(16) {
                 let len = (c - c0).min(16);
-                let mask = ((1u32 << len) - 1) as u16;
                 let mut d = [[_mm512_setzero_ps(); A]; A];
                 for (line, rows) in d.iter_mut().zip(&tile) {
                     for (value, row) in line.iter_mut().zip(rows) {
                         if let Some(row) = row {
-                            let src = &row[c0..][..len];
-                            // SAFETY: `src` holds the `len` values the mask enables;
-                            // masked-off lanes are neither read nor faulted on.
-                            *value = unsafe { _mm512_maskz_loadu_ps(mask, src.as_ptr()) };
+                            *value = load(&row[c0..], len);
                         }
                     }
                 }
-                for (i, line) in super::winograd_fixed::input_2d(&d).iter().enumerate() {
+                for (i, line) in input_2d(&d).iter().enumerate() {
                     for (j, value) in line.iter().enumerate() {
-                        let dst = &mut outs[i * A + j][t * c + c0..][..len];
-                        // SAFETY: as for the loads, `dst` holds the `len` values enabled.
-                        unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr(), mask, *value) };
+                        store(&mut outs[i * A + j][t * c + c0..], len, *value);
                     }
                 }
             }

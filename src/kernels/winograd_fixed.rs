@@ -177,6 +177,31 @@ pub(crate) fn output_1d<const M: usize, const A: usize>(
     }
 }
 
+/// The first `len` values of `src` (at most 16, at most `src.len()`) as a register,
+/// zeros in the other lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(crate) fn load(src: &[f32], len: usize) -> std::arch::x86_64::__m512 {
+    let len = len.min(16).min(src.len());
+    let mask = ((1u32 << len) - 1) as u16;
+    // SAFETY: the mask enables the first `len` lanes, which `src` holds; masked-off lanes
+    // are neither read nor faulted on.
+    unsafe { std::arch::x86_64::_mm512_maskz_loadu_ps(mask, src.as_ptr()) }
+}
+
+/// Stores the first `len` lanes of `value` (at most 16, at most `dst.len()`) into `dst`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(crate) fn store(dst: &mut [f32], len: usize, value: std::arch::x86_64::__m512) {
+    let len = len.min(16).min(dst.len());
+    let mask = ((1u32 << len) - 1) as u16;
+    // SAFETY: the mask enables the first `len` lanes, which `dst` holds; masked-off lanes
+    // are neither written nor faulted on.
+    unsafe { std::arch::x86_64::_mm512_mask_storeu_ps(dst.as_mut_ptr(), mask, value) }
+}
+
 /// `V = BT d B` of one tile for `A` points: `d[a][b]` in, `V[xi][nu]` out.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
@@ -189,7 +214,10 @@ pub(crate) fn input_2d<const A: usize>(
     // half[xi][b] = sum_a BT[xi][a] d[a][b]; V[xi][nu] = sum_b BT[nu][b] half[xi][b].
     let mut half = [[zero; A]; A];
     for b in 0..A {
-        let column: [__m512; A] = std::array::from_fn(|a| d[a][b]);
+        let mut column = [zero; A];
+        for (value, line) in column.iter_mut().zip(d) {
+            *value = line[b];
+        }
         let mut out = [zero; A];
         input_1d(&column, &mut out);
         for xi in 0..A {
@@ -216,7 +244,10 @@ pub(crate) fn output_2d<const M: usize, const A: usize>(
     // half[a][nu] = sum_xi AT[a][xi] P[xi][nu]; Y[a][b] = sum_nu AT[b][nu] half[a][nu].
     let mut half = [[zero; A]; M];
     for nu in 0..A {
-        let column: [__m512; A] = std::array::from_fn(|xi| p[xi][nu]);
+        let mut column = [zero; A];
+        for (value, line) in column.iter_mut().zip(p) {
+            *value = line[nu];
+        }
         let mut out = [zero; M];
         output_1d(&column, &mut out);
         for a in 0..M {
