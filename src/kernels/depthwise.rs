@@ -192,24 +192,11 @@ fn by_channel_blocks<T: Element>(
         );
 }
 
-/// Runs `f` compiled for AVX-512 and FMA where the CPU has them (the loops above are
-/// portable Rust; inlined here, they vectorise with the wide registers).
+/// Runs `f` compiled for AVX-512 or AVX2, with FMA, where the CPU has them (the loops
+/// above are portable Rust; inlined there, they vectorise with the wide registers).
 #[inline(always)]
 fn vectorised<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma")
-    {
-        // SAFETY: the CPU has AVX-512F and FMA, checked just above; `wide` only calls `f`.
-        return unsafe { wide(f) };
-    }
-    f()
-}
-
-/// Calls `f` in a function compiled with AVX-512 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn wide<R>(f: impl FnOnce() -> R) -> R {
-    f()
+    super::simd::vectorised(f)
 }
 
 /// Channels one register of f32 holds.

@@ -131,7 +131,7 @@ fn narrow<T: Element>(
         && dst.col_stride == 1
         && rhs.col_stride == 1
         && lhs.col_stride == 1
-        && std::arch::is_x86_feature_detected!("avx512f")
+        && super::simd::avx512()
     {
         let (rows, row_stride) = (dst.rows, dst.row_stride);
         if let (Some(out), Some(lhs), Some(rhs)) =

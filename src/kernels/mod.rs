@@ -32,6 +32,13 @@
 //!   our own rather than the `gemm` crate's, and so do the tile product and Winograd's
 //!   f32 products, whose right-hand sides are packed once per call.
 //!
+//! The register kernels of our own are written once over `simd::F32s` and run on
+//! AVX-512 or on AVX2 with FMA (each with its own register blockings); the engines that
+//! are AVX-512 only (the narrow Winograd engine, the constant-coefficient transforms,
+//! streaming stores) leave AVX2 machines to the portable loops, which are compiled for
+//! the best of the two where they are hot. `CONVT_MAX_ISA=avx2` (or `none`) caps the
+//! instruction set, so that one machine can test every path.
+//!
 //! Work is split into tasks whose boundaries depend only on the problem, never on the
 //! number of threads (the tile product's tasks do depend on it, but there each value is
 //! one dot product whatever the split), so results are bitwise identical for any rayon
@@ -41,6 +48,7 @@ mod depthwise;
 mod few_channels;
 mod gemm;
 mod panels;
+mod simd;
 mod stream;
 mod tiles;
 pub(crate) mod transpose;
@@ -216,8 +224,8 @@ pub enum ForwardPlan {
     Depthwise,
     /// One group with few input channels (at most 8: RGB images) or few output channels
     /// (at most 4: RGB outputs): direct loops over each output pixel's window, f32 on
-    /// AVX-512 (NCHW data by bands of rows staged channels-last). Other calls fall back
-    /// to [`ForwardPlan::Im2col`].
+    /// AVX-512 or AVX2 with FMA (NCHW data by bands of rows staged channels-last). Other
+    /// calls fall back to [`ForwardPlan::Im2col`].
     FewChannels,
 }
 

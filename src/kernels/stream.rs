@@ -9,7 +9,7 @@ pub(crate) const STREAM_MIN_BYTES: usize = 16 << 20;
 pub(crate) fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx512f")
+        super::simd::avx512()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

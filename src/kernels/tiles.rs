@@ -5,7 +5,7 @@
 //! columns the filter's `(kh, kw, channel)`, stores every tile straight into `dx`: no
 //! column buffer, no gather, each value of `dx` written once.
 //!
-//! f32 on AVX-512, NHWC data, one group; the caller takes another plan for the rest.
+//! f32 on AVX-512 or AVX2 with FMA, NHWC data, one group; the caller takes another plan for the rest.
 //! Each value is one dot product summed in a fixed order, so results do not depend on
 //! how the rows are split between threads.
 
@@ -37,7 +37,7 @@ pub(crate) fn applies(p: &Problem) -> bool {
 /// `dx = conv^T(dy, w)` on NHWC data, HWIO `w`, into `dx`, an empty vector with room for
 /// the `len` values of the problem's input, which the product stores without a zero-fill
 /// first (the tiles cover `dx` exactly). Returns false, leaving `dx` empty, where the
-/// product does not apply (not f32, no AVX-512, a problem [`applies`] rejects) or where
+/// product does not apply (not f32, neither AVX-512 nor AVX2, a problem [`applies`] rejects) or where
 /// `len` is not the input's size or `dx` has no room for it.
 pub(crate) fn backward_data_fresh<T: 'static>(
     p: &Problem,
@@ -48,7 +48,7 @@ pub(crate) fn backward_data_fresh<T: 'static>(
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     if let (Some(dy), Some(w)) = (super::f32s(dy), super::f32s(w)) {
-        if applies(p) && std::arch::is_x86_feature_detected!("avx512f") {
+        if applies(p) && super::panels::available() {
             let product = |dx: &mut [std::mem::MaybeUninit<T>]| {
                 super::uninit_f32s(dx).is_some_and(|dx| backward_data_f32(p, dy, w, dx))
             };
@@ -99,7 +99,7 @@ fn pack_filter(p: &Problem, w: &[f32]) -> Packed {
     Packed { blocks, panels }
 }
 
-/// The tile product into `dx`; false where the CPU lacks AVX-512F (then `dx` may be
+/// The tile product into `dx`; false where the CPU lacks AVX-512F and AVX2 (then `dx` may be
 /// partly written).
 #[cfg(target_arch = "x86_64")]
 fn backward_data_f32(p: &Problem, dy: &[f32], w: &[f32], dx: &mut [MaybeUninit<f32>]) -> bool {

@@ -106,7 +106,7 @@ pub(crate) fn strided<T: Copy + Default + 'static>(
     dst_stride: usize,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if is_f32::<T>() && std::arch::is_x86_feature_detected!("avx512f") {
+    if is_f32::<T>() && super::simd::avx512() {
         // SAFETY: `T` is `f32` (the same `TypeId`), so both slices hold `f32` values and
         // keep their lengths; the CPU has AVX-512F, checked just above.
         unsafe {
@@ -261,7 +261,7 @@ pub(crate) fn into_lines<T: Copy + Default + 'static>(
     offset: usize,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if is_f32::<T>() && std::arch::is_x86_feature_detected!("avx512f") {
+    if is_f32::<T>() && super::simd::avx512() {
         // SAFETY: `T` is `f32` (the same `TypeId`), so `src` and every line hold `f32`
         // values, and `&mut [f32]` has the layout of `&mut [T]`; the CPU has AVX-512F,
         // checked just above.

@@ -7,9 +7,9 @@
 //! The matrices come from the Toom-Cook interpolation of a polynomial product at the
 //! points `0, 1, -1, 2, -2, 1/2, -1/2` and infinity; in two dimensions each tile costs
 //! `alpha^2` products per (input, output) channel pair instead of `m^2 r^2`, and those
-//! products are `alpha^2` independent GEMMs over channels. In f32 on AVX-512 those run
-//! in [`super::panels`]' register-blocked product, the filter transformed straight into
-//! its packed panels once per call (the `gemm` crate packs its right-hand side on every
+//! products are `alpha^2` independent GEMMs over channels. In f32 (AVX-512, or AVX2
+//! with FMA) those run in [`super::panels`]' register-blocked product, the filter
+//! transformed (on AVX-512 straight) into its packed panels once per call (the `gemm` crate packs its right-hand side on every
 //! call, once per task and point: C1 0.93 -> 0.83 ms, T4 4.86 -> 4.63 ms), and the
 //! input and output transforms run with constant coefficients in registers
 //! ([`super::winograd_fixed`]) instead of the matrices' sparse rows through memory
@@ -17,6 +17,7 @@
 
 use super::gemm::{gemm, Mat, MatMut};
 use super::panels::{self, Packed, Panel, PANEL_COLS};
+use super::simd;
 use super::stream;
 use super::transpose;
 use super::{f32s, f32s_mut};
@@ -490,9 +491,10 @@ pub(crate) fn correlate<T: Element>(
 
 /// [`transform_filter`] for the panel product, straight into its packed layout: the
 /// planes (`in_channels x cols` each) `[chunk][plane]`, each chunk's `chunk_cols`
-/// columns in panels. Where `T` is f32, the CPU has AVX-512F and the chunks are wider
-/// than a register (narrower products run in the `gemm` front's register kernel). Each
-/// panel's columns are transformed for every point at once, one filter row at a time,
+/// columns in panels. Where `T` is f32, the panel product runs (AVX-512F, or AVX2 with
+/// FMA, which packs the portable transform's planes) and the chunks are wider than a
+/// register (narrower products run in the `gemm` front's register kernel). Each panel's
+/// columns are transformed for every point at once, one filter row at a time,
 /// in two passes (across, then down), so the filter is read once (C1 0.62 -> 0.56 ms,
 /// C2 3.4 -> 3.1, with the fixed transforms' loads inlined).
 fn transform_filter_packed<T: 'static>(
@@ -508,6 +510,15 @@ fn transform_filter_packed<T: 'static>(
         return None;
     }
     let planes = tr.alpha * tr.alpha;
+    if !simd::avx512() {
+        // AVX2: the portable transform, then its planes' columns copied into panels.
+        return Some(pack_planes(
+            &transform_filter(tr, s, cols, filter),
+            planes,
+            (k, cols),
+            (chunks, chunk_cols),
+        ));
+    }
     let g: Vec<f32> = tr.g.iter().map(|&v| v as f32).collect();
     // Every panel: (chunk, first column, width).
     let all: Vec<(usize, usize, usize)> = (0..chunks)
@@ -523,7 +534,7 @@ fn transform_filter_packed<T: 'static>(
         .map(|&(_, first, width)| {
             let mut blocks: Vec<Vec<f32>> =
                 (0..planes).map(|_| vec![0.0; k * PANEL_COLS]).collect();
-            // SAFETY: the CPU has AVX-512F (`panels::available`, checked above).
+            // SAFETY: the CPU has AVX-512F (`simd::avx512`, checked above).
             #[cfg(target_arch = "x86_64")]
             unsafe {
                 transform_panel(&g, tr, filter, (k, cols), (first, width), &mut blocks)
@@ -549,6 +560,36 @@ fn transform_filter_packed<T: 'static>(
         }
     }
     Some(packed)
+}
+
+/// The transformed planes `u` (`planes` of `k x cols`) packed for the panel product,
+/// `[chunk][plane]`, each chunk's `chunk_cols` columns in panels (zeros past a panel's
+/// width).
+fn pack_planes(
+    u: &[f32],
+    planes: usize,
+    (k, cols): (usize, usize),
+    (chunks, chunk_cols): (usize, usize),
+) -> Vec<Packed> {
+    let mut packed = Vec::with_capacity(chunks * planes);
+    for chunk in 0..chunks {
+        let (c0, c1) = (chunk * chunk_cols, ((chunk + 1) * chunk_cols).min(cols));
+        for plane in u.chunks(k * cols).take(planes) {
+            let (mut blocks, mut panels) = (Vec::new(), Vec::new());
+            for first in (c0..c1).step_by(PANEL_COLS) {
+                let width = (c1 - first).min(PANEL_COLS);
+                let mut block = vec![0.0; k * PANEL_COLS];
+                for (dst, src) in block.chunks_mut(PANEL_COLS).zip(plane.chunks(cols)) {
+                    dst[..width].copy_from_slice(&src[first..first + width]);
+                }
+                blocks.push(block);
+                let offset = first - c0;
+                panels.push(Panel { offset, width });
+            }
+            packed.push(Packed { blocks, panels });
+        }
+    }
+    packed
 }
 
 /// One panel (`width` columns from `first`) of every transformed plane, `blocks[xi *
@@ -651,7 +692,7 @@ type Task<'o, T> = (usize, usize, usize, usize, Vec<Option<Row<'o, T>>>);
 
 /// The transformed filter `U[xi][nu][k][col]` as the products read it.
 enum Filter<T> {
-    /// f32 on AVX-512 with more than a register of columns: the planes packed for the
+    /// f32 with the panel product and more than a register of columns: the planes packed for the
     /// panel product, `[chunk][plane]` (each chunk's columns on their own).
     Packed(Vec<Packed>),
     /// For the `gemm` front: the planes as they are.
@@ -675,22 +716,8 @@ struct Job<'a, T> {
 
 impl<T: Element> Job<'_, T> {
     fn run(&self, scratch: &mut Scratch<T>, task: Task<'_, T>) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU supports AVX-512F and FMA, checked just above; `run_wide` is
-            // the portable `run_portable` compiled with those features (no intrinsics).
-            unsafe { self.run_wide(scratch, task) };
-            return;
-        }
-        self.run_portable(scratch, task);
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    fn run_wide(&self, scratch: &mut Scratch<T>, task: Task<'_, T>) {
-        self.run_portable(scratch, task);
+        // The portable loops compiled for AVX-512 or AVX2 where the CPU has them.
+        simd::vectorised(|| self.run_portable(scratch, task));
     }
 
     /// One task: the tiles of tile rows `r0..r1` of the batch, result columns of height
@@ -722,7 +749,7 @@ impl<T: Element> Job<'_, T> {
         let input_rows = &scratch.input_rows;
 
         // f32 on AVX-512: the transforms with constant coefficients.
-        let fixed = panels::available() && f32s(self.input).is_some();
+        let fixed = simd::avx512() && f32s(self.input).is_some();
 
         // Input transform, LANES channels at a time: V[xi][nu][tile][k].
         scratch.v.resize(planes * tiles * k, T::zero());

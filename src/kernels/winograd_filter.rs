@@ -428,17 +428,15 @@ fn transform_tiles<'a, T: Element>(
         || vec![T::zero(); matrix.len() * size * channels],
         |half, (block, mut runs)| {
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU has AVX-512F, checked just above.
-                if is_bt && unsafe { job.run_fixed(block * TILES_PER_TASK, &mut runs) } {
-                    return;
-                }
-                // SAFETY: as above; `run_wide` is the portable `run` compiled with
-                // AVX-512F (no intrinsics).
-                unsafe { job.run_wide(block * TILES_PER_TASK, &mut runs, half) };
+            // SAFETY: the CPU has AVX-512F, checked first.
+            if super::simd::avx512()
+                && is_bt
+                && unsafe { job.run_fixed(block * TILES_PER_TASK, &mut runs) }
+            {
                 return;
             }
-            job.run(block * TILES_PER_TASK, &mut runs, half);
+            // The portable loops compiled for AVX-512 or AVX2 where the CPU has them.
+            super::simd::vectorised(|| job.run(block * TILES_PER_TASK, &mut runs, half));
         },
     );
 }
@@ -453,12 +451,6 @@ struct TransformJob<'m, T, F> {
 }
 
 impl<'a, T: Element, F: Fn(usize, usize, usize) -> Option<&'a [T]>> TransformJob<'_, T, F> {
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    fn run_wide(&self, first: usize, runs: &mut [&mut [T]], half: &mut [T]) {
-        self.run(first, runs, half);
-    }
-
     /// [`TransformJob::run`] for `BT` in f32 with constant coefficients, 16 channels at a
     /// time. False, having written nothing, where `T` is not f32 or there is no fixed
     /// transform for the tile size.

@@ -104,7 +104,7 @@ pub(crate) fn correlate<T: 'static>(
         if fits(s, sc)
             && (2..=MAX_TILE).contains(&m)
             && m + s.r - 1 <= MAX_ALPHA
-            && std::arch::is_x86_feature_detected!("avx512f")
+            && super::simd::avx512()
         {
             let mut outcome = Outcome::Declined;
             let engine = |out: &mut [std::mem::MaybeUninit<T>]| {
