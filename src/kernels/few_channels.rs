@@ -1,7 +1,8 @@
 //! Direct convolution for few channels on one side: RGB (or grey) inputs, where im2col
 //! gathers a few values per copy and the GEMM's inner size is tiny, and RGB outputs,
-//! where the GEMM is a few columns wide. f32 on AVX-512, NHWC data, one group; the
-//! caller takes another plan for the rest.
+//! where the GEMM is a few columns wide. f32 on AVX-512 or AVX2 with FMA (one generic
+//! kernel, register blockings per instruction set), NHWC data, one group; the caller
+//! takes another plan for the rest.
 //!
 //! Each task is one output row, cut into blocks of pixels. For each block, the window
 //! rows (`kernel_w * in_channels` values per pixel and kernel row) are located first:
@@ -16,6 +17,9 @@
 //!
 //! Sums run in a fixed order per output, so results do not depend on the thread count.
 
+use super::simd::{self, F32s, Isa};
+#[cfg(target_arch = "x86_64")]
+use super::simd::{Avx2, Avx512};
 use super::{input_pos, min_items, transpose};
 use crate::layout::DataFormat;
 use crate::problem::Problem;
@@ -25,10 +29,15 @@ use rayon::prelude::*;
 pub(crate) const WIDE_MAX_IN: usize = 8;
 /// Most output channels of the narrow form.
 pub(crate) const NARROW_MAX_OUT: usize = 4;
-/// f32 values in one AVX-512 register.
-const LANES: usize = 16;
-/// Most registers of output channels per pixel.
-const MAX_VECTORS: usize = 4;
+/// Most registers of output channels per pixel of the wide form: 64 channels on
+/// AVX-512 (32 registers), 16 on AVX2 (16 registers).
+fn max_vectors<V: F32s>() -> usize {
+    if V::REGISTERS >= 32 {
+        4
+    } else {
+        2
+    }
+}
 
 /// Whether the direct kernels take `p` (one group, few channels on one side).
 pub(crate) fn applies(p: &Problem) -> bool {
@@ -38,13 +47,16 @@ pub(crate) fn applies(p: &Problem) -> bool {
         && (p.in_channels <= WIDE_MAX_IN || p.out_channels <= NARROW_MAX_OUT)
 }
 
+/// Pixels per block below the whole blocks' size, largest first.
+const SMALL_BLOCKS: [usize; 4] = [4, 3, 2, 1];
+
 /// Output rows per task on NCHW data: the input rows a band reads are staged
 /// channels-last once per task.
 const NCHW_BAND_ROWS: usize = 8;
 
 /// `y = conv(x, w)`, `x` and `y` in `format` (every value of `y` is written), HWIO `w`.
-/// Returns false, having written nothing, where the kernels do not apply: not f32, no
-/// AVX-512, or a problem [`applies`] rejects.
+/// Returns false, having written nothing, where the kernels do not apply: not f32,
+/// neither AVX-512 nor AVX2 with FMA, or a problem [`applies`] rejects.
 pub(crate) fn forward<T: 'static>(
     p: &Problem,
     format: DataFormat,
@@ -54,7 +66,7 @@ pub(crate) fn forward<T: 'static>(
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     if let (Some(x), Some(w), Some(y)) = (super::f32s(x), super::f32s(w), super::f32s_mut(y)) {
-        if applies(p) && std::arch::is_x86_feature_detected!("avx512f") {
+        if applies(p) && simd::isa() >= Isa::Avx2 {
             forward_f32(p, format, x, w, y);
             return true;
         }
@@ -81,22 +93,30 @@ pub(crate) fn forward_fresh<T: 'static>(
     };
     // SAFETY: `forward` stores all `len` values where it returns true: NHWC tasks are
     // whole output rows, cut into blocks that cover every pixel (`Job::blocks`), each
-    // storing every output channel (the wide form's masked stores cover `0..cout` in runs
-    // of 64, the narrow form stores each channel); NCHW tasks compute every row of their
+    // storing every output channel (the wide form's stores cover `0..cout` in runs of
+    // 64 (16 on AVX2), the narrow form stores each channel); NCHW tasks compute every row of their
     // band the same way and transpose it whole into every channel's line.
     unsafe { super::fill_new(y, (p.output_shape(), len), loops) }
 }
 
 /// Pixels per block of the wide form for `vectors` registers per pixel: 24 accumulators
-/// at most.
-fn wide_pixels(vectors: usize) -> usize {
-    [16, 12, 8, 6][vectors.clamp(1, MAX_VECTORS) - 1]
+/// at most on AVX-512, 12 on AVX2 (with the filter registers and a broadcast beside them).
+fn wide_pixels(isa: Isa, vectors: usize) -> usize {
+    match isa {
+        Isa::Avx512 => [16, 12, 8, 6][vectors.clamp(1, 4) - 1],
+        _ => [12, 6][vectors.clamp(1, 2) - 1],
+    }
 }
 
 /// Pixels per block of the narrow form for `channels` output channels: at most 20
-/// accumulators, so that each pixel's window values and every filter register fit too.
-fn narrow_pixels(channels: usize) -> usize {
-    [16, 10, 6, 5][channels.clamp(1, NARROW_MAX_OUT) - 1]
+/// accumulators on AVX-512 (12 on AVX2), so that each pixel's window values and every
+/// filter register fit too.
+fn narrow_pixels(isa: Isa, channels: usize) -> usize {
+    let table = match isa {
+        Isa::Avx512 => [16, 10, 6, 5],
+        _ => [12, 6, 4, 2],
+    };
+    table[channels.clamp(1, NARROW_MAX_OUT) - 1]
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -109,25 +129,34 @@ fn forward_f32(p: &Problem, format: DataFormat, x: &[f32], w: &[f32], y: &mut [f
     }
     let window = wd.kernel * cin;
     let wide = cin <= WIDE_MAX_IN;
-    // Narrow form: the filter as `[out channel][kh][(kw, ci)]`, window rows as slices.
-    let transposed;
+    // Wide form: the filter's rows of output channels padded with zeros to whole
+    // registers, so that the loop loads whole registers. Narrow form: the filter as
+    // `[out channel][kh][(kw, ci)]`, window rows as slices.
+    let filter_stride = cout.next_multiple_of(16);
     let filter = if wide {
-        w
+        let mut padded = vec![0.0; h.kernel * window * filter_stride];
+        for (dst, src) in padded.chunks_mut(filter_stride).zip(w.chunks(cout)) {
+            dst[..cout].copy_from_slice(src);
+        }
+        padded
     } else {
-        transposed = crate::layout::transpose(w, h.kernel * window, cout);
-        &transposed[..]
+        crate::layout::transpose(w, h.kernel * window, cout)
     };
+    let isa = simd::isa();
+    let lanes = if isa == Isa::Avx512 { 16 } else { 8 };
     let pixels = if wide {
-        wide_pixels(cout.div_ceil(LANES).min(MAX_VECTORS))
+        wide_pixels(isa, cout.div_ceil(lanes))
     } else {
-        narrow_pixels(cout)
+        narrow_pixels(isa, cout)
     };
     let job = Job {
+        isa,
         p,
         x,
         image_rows: h.input,
         first_row: 0,
-        filter,
+        filter: &filter,
+        filter_stride,
         window,
         pixels,
     };
@@ -220,14 +249,20 @@ struct Scratch {
 /// What every task shares.
 #[derive(Clone, Copy)]
 struct Job<'a> {
+    /// The instruction set the register loops run on (AVX-512 or AVX2).
+    isa: Isa,
     p: &'a Problem,
     /// The input, NHWC: input row `ih` of image `n` is line `n * image_rows + ih -
     /// first_row` (a band's staged rows on NCHW data, else the whole input).
     x: &'a [f32],
     image_rows: usize,
     first_row: usize,
-    /// HWIO (wide form) or `[out channel][kh][(kw, ci)]` (narrow form).
+    /// HWIO with rows of `filter_stride` values (wide form) or `[out channel][kh][(kw,
+    /// ci)]` (narrow form).
     filter: &'a [f32],
+    /// Values per filter row of the wide form: the output channels, then zeros to a
+    /// multiple of 16.
+    filter_stride: usize,
     /// `kernel_w * in_channels`: one window row.
     window: usize,
     /// Pixels per block.
@@ -239,27 +274,27 @@ impl Job<'_> {
     fn row(&self, scratch: &mut Scratch, (n, oh): (usize, usize), y_row: &mut [f32]) {
         let (cout, pixels) = (self.p.out_channels, self.pixels);
         for (ow0, count) in self.blocks(pixels) {
-            // Whole blocks; pixels at the edges and the rest one by one, so that no
-            // block computes pixels it does not have.
-            let singles = if count == pixels {
-                0..0
-            } else {
-                ow0..ow0 + count
-            };
-            let whole = (count == pixels).then_some(ow0);
-            for (ow, count, span) in whole
-                .map(|ow| (ow, pixels, pixels))
-                .into_iter()
-                .chain(singles.map(|ow| (ow, 1, 1)))
-            {
-                self.locate(scratch, (n, oh), (ow, count, span));
+            // Whole blocks; the rest (pixels at the edges, a row's last few) in smaller
+            // blocks of `SMALL_BLOCKS` pixels, so that no block computes pixels it does
+            // not have (those have registers for fewer accumulators, never more).
+            let mut ow = ow0;
+            while ow < ow0 + count {
+                let left = ow0 + count - ow;
+                let size = std::iter::once(pixels)
+                    .chain(SMALL_BLOCKS)
+                    .find(|&size| size <= pixels && size <= left)
+                    .unwrap_or(1);
+                let count = size;
+                self.locate(scratch, (n, oh), (ow, size, size));
                 let out = &mut y_row[ow * cout..][..count * cout];
-                // SAFETY (both calls): the CPU has AVX-512F, checked by `forward`.
-                if self.p.in_channels <= WIDE_MAX_IN {
-                    unsafe { self.wide(scratch, count, out) };
-                } else {
-                    unsafe { self.narrow(scratch, count, out) };
+                // SAFETY (each call): the CPU has the instruction set, `self.isa`, which
+                // `forward` took from `simd::isa`.
+                #[cfg(target_arch = "x86_64")]
+                match self.isa {
+                    Isa::Avx512 => unsafe { self.block_avx512(scratch, count, out) },
+                    _ => unsafe { self.block_avx2(scratch, count, out) },
                 }
+                ow += size;
             }
         }
     }
@@ -369,147 +404,230 @@ impl Job<'_> {
         data
     }
 
-    /// Wide form: every output channel of the block's first `count` pixels, into `out`.
+    /// [`Self::block`] on AVX-512F.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    fn wide(&self, scratch: &Scratch, count: usize, out: &mut [f32]) {
+    fn block_avx512(&self, scratch: &Scratch, count: usize, out: &mut [f32]) {
+        self.block::<Avx512>(scratch, count, out);
+    }
+
+    /// [`Self::block`] on AVX2 with FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn block_avx2(&self, scratch: &Scratch, count: usize, out: &mut [f32]) {
+        self.block::<Avx2>(scratch, count, out);
+    }
+
+    /// Every output channel of the block's first `count` pixels, into `out`, in the wide
+    /// or the narrow form. The caller makes sure that the CPU has `V`'s instruction set.
+    #[inline(always)]
+    fn block<V: F32s>(&self, scratch: &Scratch, count: usize, out: &mut [f32]) {
+        if self.p.in_channels <= WIDE_MAX_IN {
+            self.wide::<V>(scratch, count, out);
+        } else {
+            self.narrow::<V>(scratch, count, out);
+        }
+    }
+
+    /// Wide form: every output channel of the block's first `count` pixels, into `out`.
+    #[inline(always)]
+    fn wide<V: F32s>(&self, scratch: &Scratch, count: usize, out: &mut [f32]) {
         let cout = self.p.out_channels;
-        // Past 64 output channels, blocks of 6 pixels take 64 channels at a time.
-        for co0 in (0..cout).step_by(MAX_VECTORS * LANES) {
-            let vectors = (cout - co0).div_ceil(LANES).min(MAX_VECTORS);
+        let max = max_vectors::<V>();
+        // Past 64 output channels (16 on AVX2), blocks of 6 pixels take that many
+        // channels at a time.
+        for co0 in (0..cout).step_by(max * V::LANES) {
+            let vectors = (cout - co0).div_ceil(V::LANES).min(max);
+            // Small blocks (at the edges, a row's last pixels), then the whole blocks of
+            // `wide_pixels` (AVX2 takes 12 or 6 pixels, at most two registers each).
+            let avx2 = V::REGISTERS < 32;
             match (scratch.pixels, vectors) {
-                (1, 1) => self.wide_block::<1, 1>(scratch, count, co0, out),
-                (1, 2) => self.wide_block::<1, 2>(scratch, count, co0, out),
-                (1, 3) => self.wide_block::<1, 3>(scratch, count, co0, out),
-                (1, _) => self.wide_block::<1, 4>(scratch, count, co0, out),
-                (16, _) => self.wide_block::<16, 1>(scratch, count, co0, out),
-                (12, _) => self.wide_block::<12, 2>(scratch, count, co0, out),
-                (8, _) => self.wide_block::<8, 3>(scratch, count, co0, out),
-                (_, 1) => self.wide_block::<6, 1>(scratch, count, co0, out),
-                (_, 2) => self.wide_block::<6, 2>(scratch, count, co0, out),
-                (_, 3) => self.wide_block::<6, 3>(scratch, count, co0, out),
-                _ => self.wide_block::<6, 4>(scratch, count, co0, out),
+                (1, 1) => self.wide_block::<V, 1, 1>(scratch, count, co0, out),
+                (1, 2) => self.wide_block::<V, 1, 2>(scratch, count, co0, out),
+                (1, 3) => self.wide_block::<V, 1, 3>(scratch, count, co0, out),
+                (1, _) => self.wide_block::<V, 1, 4>(scratch, count, co0, out),
+                (2, 1) => self.wide_block::<V, 2, 1>(scratch, count, co0, out),
+                (2, 2) => self.wide_block::<V, 2, 2>(scratch, count, co0, out),
+                (2, 3) => self.wide_block::<V, 2, 3>(scratch, count, co0, out),
+                (2, _) => self.wide_block::<V, 2, 4>(scratch, count, co0, out),
+                (3, 1) => self.wide_block::<V, 3, 1>(scratch, count, co0, out),
+                (3, 2) => self.wide_block::<V, 3, 2>(scratch, count, co0, out),
+                (3, 3) => self.wide_block::<V, 3, 3>(scratch, count, co0, out),
+                (3, _) => self.wide_block::<V, 3, 4>(scratch, count, co0, out),
+                (4, 1) => self.wide_block::<V, 4, 1>(scratch, count, co0, out),
+                (4, 2) => self.wide_block::<V, 4, 2>(scratch, count, co0, out),
+                (4, 3) => self.wide_block::<V, 4, 3>(scratch, count, co0, out),
+                (4, _) => self.wide_block::<V, 4, 4>(scratch, count, co0, out),
+                (16, _) => self.wide_block::<V, 16, 1>(scratch, count, co0, out),
+                (12, _) if avx2 => self.wide_block::<V, 12, 1>(scratch, count, co0, out),
+                (12, _) => self.wide_block::<V, 12, 2>(scratch, count, co0, out),
+                (8, _) => self.wide_block::<V, 8, 3>(scratch, count, co0, out),
+                (_, 1) => self.wide_block::<V, 6, 1>(scratch, count, co0, out),
+                (_, 2) => self.wide_block::<V, 6, 2>(scratch, count, co0, out),
+                (_, 3) => self.wide_block::<V, 6, 3>(scratch, count, co0, out),
+                _ => self.wide_block::<V, 6, 4>(scratch, count, co0, out),
             }
         }
     }
 
-    /// Output channels `co0..co0 + 16 * V` (fewer at the end) of `R` pixels.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn wide_block<const R: usize, const V: usize>(
+    /// Output channels `co0..co0 + LANES * N` (fewer at the end) of `R` pixels.
+    #[inline(always)]
+    fn wide_block<V: F32s, const R: usize, const N: usize>(
         &self,
         scratch: &Scratch,
         count: usize,
         co0: usize,
         out: &mut [f32],
     ) {
-        use std::arch::x86_64::*;
-        let (cout, len) = (self.p.out_channels, self.window);
+        let (cout, len, lanes) = (self.p.out_channels, self.window, V::LANES);
+        let stride = self.filter_stride;
         // Lanes of each register that hold output channels.
-        let masks: [u16; V] = std::array::from_fn(|v| {
-            let lanes = (cout - co0).saturating_sub(v * LANES).min(LANES);
-            ((1u32 << lanes) - 1) as u16
-        });
-        let mut acc = [[_mm512_setzero_ps(); V]; R];
+        let widths: [usize; N] =
+            std::array::from_fn(|v| (cout - co0).saturating_sub(v * lanes).min(lanes));
+        assert!(co0 < cout && out.len() >= count * cout && co0 + N * lanes <= stride);
+        // SAFETY: the caller makes sure that the CPU has `V`'s instruction set.
+        let mut acc = [[unsafe { V::zero() }; N]; R];
         for (kh, rows) in scratch.rows.iter().enumerate() {
             let Some(rows) = *rows else {
                 continue;
             };
             let data = self.source(scratch, rows);
-            let filter = &self.filter[kh * len * cout..][..len * cout];
-            for j in 0..len {
-                let row = &filter[j * cout + co0..];
-                let b: [__m512; V] = std::array::from_fn(|v| {
-                    // SAFETY: the mask enables the lanes of output channels below `cout`,
-                    // which `row` holds; masked-off lanes are neither read nor faulted on.
-                    unsafe { _mm512_maskz_loadu_ps(masks[v], row.as_ptr().add(v * LANES)) }
-                });
-                let at = rows.first + j;
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    // SAFETY: `source` checked that every pixel's `len` values lie in
-                    // `data`, and `j < len`.
-                    let a = _mm512_set1_ps(unsafe { *data.get_unchecked(at + r * rows.step) });
-                    for (acc, b) in acc.iter_mut().zip(&b) {
-                        *acc = _mm512_fmadd_ps(a, *b, *acc);
+            // The kernel row's filter rows, from output channel `co0` on: `len` rows of
+            // `stride` values, the last `N * LANES` long.
+            let filter = &self.filter[kh * len * stride + co0..][..(len - 1) * stride + N * lanes];
+            // SAFETY: the caller makes sure that the CPU has `V`'s instruction set. Row
+            // `j < len` of `filter` holds the `N * LANES` values the registers load
+            // (the slice above); `source` checked that every pixel's `len` values lie in
+            // `data`.
+            unsafe {
+                let (filter, data) = (filter.as_ptr(), data.as_ptr().add(rows.first));
+                for j in 0..len {
+                    let mut b = [V::zero(); N];
+                    for (v, b) in b.iter_mut().enumerate() {
+                        *b = V::load(filter.add(j * stride + v * lanes));
+                    }
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let a = V::splat(*data.add(r * rows.step + j));
+                        for (acc, b) in acc.iter_mut().zip(&b) {
+                            *acc = a.mul_add(*b, *acc);
+                        }
                     }
                 }
             }
         }
         for (r, acc) in acc.iter().enumerate().take(count) {
             let pixel = &mut out[r * cout + co0..];
-            for v in 0..V {
-                // SAFETY: the mask enables the lanes of output channels below `cout`,
-                // which `pixel` holds; masked-off lanes are not written.
-                unsafe {
-                    _mm512_mask_storeu_ps(pixel.as_mut_ptr().add(v * LANES), masks[v], acc[v])
-                };
+            for v in 0..N {
+                // SAFETY: the CPU has `V`'s instruction set (as above); register `v`
+                // stores its `widths[v]` output channels below `cout`, which `pixel`
+                // holds (asserted above: `r < count`).
+                unsafe { acc[v].store_part(widths[v], pixel.as_mut_ptr().add(v * lanes)) };
             }
         }
     }
 
     /// Narrow form: every output channel of the block's first `count` pixels, into `out`.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    fn narrow(&self, scratch: &Scratch, count: usize, out: &mut [f32]) {
+    #[inline(always)]
+    fn narrow<V: F32s>(&self, scratch: &Scratch, count: usize, out: &mut [f32]) {
+        // Small blocks (at the edges, a row's last pixels), then the whole blocks of
+        // `narrow_pixels` (on AVX2 those of 3 and 4 channels are small ones).
+        let avx2 = V::REGISTERS < 32;
         match (scratch.pixels, self.p.out_channels) {
-            (1, 1) => self.narrow_block::<1, 1>(scratch, count, out),
-            (1, 2) => self.narrow_block::<1, 2>(scratch, count, out),
-            (1, 3) => self.narrow_block::<1, 3>(scratch, count, out),
-            (1, _) => self.narrow_block::<1, 4>(scratch, count, out),
-            (_, 1) => self.narrow_block::<16, 1>(scratch, count, out),
-            (_, 2) => self.narrow_block::<10, 2>(scratch, count, out),
-            (_, 3) => self.narrow_block::<6, 3>(scratch, count, out),
-            _ => self.narrow_block::<5, 4>(scratch, count, out),
+            (1, 1) => self.narrow_block::<V, 1, 1>(scratch, count, out),
+            (1, 2) => self.narrow_block::<V, 1, 2>(scratch, count, out),
+            (1, 3) => self.narrow_block::<V, 1, 3>(scratch, count, out),
+            (1, _) => self.narrow_block::<V, 1, 4>(scratch, count, out),
+            (2, 1) => self.narrow_block::<V, 2, 1>(scratch, count, out),
+            (2, 2) => self.narrow_block::<V, 2, 2>(scratch, count, out),
+            (2, 3) => self.narrow_block::<V, 2, 3>(scratch, count, out),
+            (2, _) => self.narrow_block::<V, 2, 4>(scratch, count, out),
+            (3, 1) => self.narrow_block::<V, 3, 1>(scratch, count, out),
+            (3, 2) => self.narrow_block::<V, 3, 2>(scratch, count, out),
+            (3, 3) => self.narrow_block::<V, 3, 3>(scratch, count, out),
+            (3, _) => self.narrow_block::<V, 3, 4>(scratch, count, out),
+            (4, 1) => self.narrow_block::<V, 4, 1>(scratch, count, out),
+            (4, 2) => self.narrow_block::<V, 4, 2>(scratch, count, out),
+            (4, 3) => self.narrow_block::<V, 4, 3>(scratch, count, out),
+            (4, _) => self.narrow_block::<V, 4, 4>(scratch, count, out),
+            (_, 1) if avx2 => self.narrow_block::<V, 12, 1>(scratch, count, out),
+            (_, 2) if avx2 => self.narrow_block::<V, 6, 2>(scratch, count, out),
+            (_, 1) => self.narrow_block::<V, 16, 1>(scratch, count, out),
+            (_, 2) => self.narrow_block::<V, 10, 2>(scratch, count, out),
+            (_, 3) => self.narrow_block::<V, 6, 3>(scratch, count, out),
+            _ => self.narrow_block::<V, 5, 4>(scratch, count, out),
         }
     }
 
     /// All `C` output channels of `R` pixels.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn narrow_block<const R: usize, const C: usize>(
+    #[inline(always)]
+    fn narrow_block<V: F32s, const R: usize, const C: usize>(
         &self,
         scratch: &Scratch,
         count: usize,
         out: &mut [f32],
     ) {
-        use std::arch::x86_64::*;
-        let len = self.window;
+        let (len, lanes) = (self.window, V::LANES);
         let taps = self.p.height.kernel * len;
         // Output channel c's kernel row kh is `filter[c * taps + kh * len..][..len]`.
         assert!(self.filter.len() >= C * taps);
-        let mut acc = [[_mm512_setzero_ps(); C]; R];
+        // SAFETY: the caller makes sure that the CPU has `V`'s instruction set.
+        let mut acc = [[unsafe { V::zero() }; C]; R];
         for (kh, rows) in scratch.rows.iter().enumerate() {
             let Some(rows) = *rows else {
                 continue;
             };
             let data = self.source(scratch, rows);
-            for chunk in 0..len.div_ceil(LANES) {
-                let j0 = chunk * LANES;
-                let mask = ((1u32 << (len - j0).min(LANES)) - 1) as u16;
-                let mut b = [_mm512_setzero_ps(); C];
-                for (c, b) in b.iter_mut().enumerate() {
-                    let at = c * taps + kh * len + j0;
-                    // SAFETY: the assert above puts lanes `j0..len` of the kernel row in
-                    // `filter`; the mask enables those only, and masked-off lanes are
-                    // neither read nor faulted on.
-                    *b = unsafe { _mm512_maskz_loadu_ps(mask, self.filter.as_ptr().add(at)) };
-                }
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let at = rows.first + r * rows.step + j0;
-                    // SAFETY: `source` checked that every pixel's `len` values lie in
-                    // `data`; the mask enables lanes `j0..len` of them only.
-                    let a = unsafe { _mm512_maskz_loadu_ps(mask, data.as_ptr().add(at)) };
-                    for (acc, b) in acc.iter_mut().zip(&b) {
-                        *acc = _mm512_fmadd_ps(a, *b, *acc);
-                    }
-                }
+            // Whole registers, then the rest of the window row.
+            for j0 in (0..len - len % lanes).step_by(lanes) {
+                self.narrow_chunk::<V, R, C, true>(data, (rows, kh, j0), &mut acc);
+            }
+            if len % lanes > 0 {
+                let j0 = len - len % lanes;
+                self.narrow_chunk::<V, R, C, false>(data, (rows, kh, j0), &mut acc);
             }
         }
         for (r, acc) in acc.iter().enumerate().take(count) {
             for c in 0..C {
-                out[r * C + c] = _mm512_reduce_add_ps(acc[c]);
+                out[r * C + c] = acc[c].sum();
+            }
+        }
+    }
+
+    /// Values `j0..j0 + LANES` of kernel row `kh`'s window rows (`WHOLE`: all inside the
+    /// row; else the row's last `len - j0` values) times each output channel's filter,
+    /// into `acc`. The caller makes sure that the CPU has `V`'s instruction set.
+    #[inline(always)]
+    fn narrow_chunk<V: F32s, const R: usize, const C: usize, const WHOLE: bool>(
+        &self,
+        data: &[f32],
+        (rows, kh, j0): (Rows, usize, usize),
+        acc: &mut [[V; C]; R],
+    ) {
+        let (len, lanes) = (self.window, V::LANES);
+        let taps = self.p.height.kernel * len;
+        let width = len - j0;
+        assert!(self.filter.len() >= C * taps && j0 < len && (!WHOLE || j0 + lanes <= len));
+        // SAFETY: the caller makes sure that the CPU has `V`'s instruction set. The assert
+        // above puts values `j0..len` of each kernel row in `filter`, and `source` checked
+        // that every pixel's `len` values lie in `data`; the loads read `LANES` values
+        // from `j0` on where `WHOLE` (which fit, asserted), else the `width` values left.
+        unsafe {
+            let load = |at: *const f32| {
+                if WHOLE {
+                    V::load(at)
+                } else {
+                    V::load_part(width, at)
+                }
+            };
+            let mut b = [V::zero(); C];
+            for (c, b) in b.iter_mut().enumerate() {
+                *b = load(self.filter.as_ptr().add(c * taps + kh * len + j0));
+            }
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let a = load(data.as_ptr().add(rows.first + r * rows.step + j0));
+                for (acc, b) in acc.iter_mut().zip(&b) {
+                    *acc = a.mul_add(*b, *acc);
+                }
             }
         }
     }
@@ -520,8 +638,8 @@ impl Job<'_> {
 const FILTER_PIXELS: usize = 64;
 
 /// `dw = sum over pixels of window(x) * dy` (HWIO `dw`, zero-filled), NHWC `x` and `dy`.
-/// Returns false, having written nothing, where the kernels do not apply: not f32, no
-/// AVX-512, NCHW data, or a problem [`applies`] rejects.
+/// Returns false, having written nothing, where the kernels do not apply: not f32,
+/// neither AVX-512 nor AVX2 with FMA, NCHW data, or a problem [`applies`] rejects.
 pub(crate) fn backward_filter<T: crate::element::Element>(
     p: &Problem,
     format: DataFormat,
@@ -531,10 +649,7 @@ pub(crate) fn backward_filter<T: crate::element::Element>(
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     if let (Some(x), Some(dy), Some(dw)) = (super::f32s(x), super::f32s(dy), super::f32s_mut(dw)) {
-        if format == DataFormat::Nhwc
-            && applies(p)
-            && std::arch::is_x86_feature_detected!("avx512f")
-        {
+        if format == DataFormat::Nhwc && applies(p) && simd::isa() >= Isa::Avx2 {
             backward_filter_f32(p, x, dy, dw);
             return true;
         }
@@ -550,11 +665,13 @@ fn backward_filter_f32(p: &Problem, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let window = wd.kernel * cin;
     let wide = cin <= WIDE_MAX_IN;
     let job = Job {
+        isa: simd::isa(),
         p,
         x,
         image_rows: h.input,
         first_row: 0,
         filter: &[],
+        filter_stride: 0,
         window,
         pixels: FILTER_PIXELS,
     };
@@ -569,11 +686,12 @@ fn backward_filter_f32(p: &Problem, x: &[f32], dy: &[f32], dw: &mut [f32]) {
         for (ow0, count) in job.blocks(FILTER_PIXELS) {
             job.locate(scratch, (n, oh), (ow0, count, count));
             let dy = &dy[((n * h.output + oh) * wd.output + ow0) * cout..][..count * cout];
-            // SAFETY (both calls): the CPU has AVX-512F, checked by `backward_filter`.
-            if wide {
-                unsafe { job.wide_filter(scratch, dy, part) };
-            } else {
-                unsafe { job.narrow_filter(scratch, dy, part) };
+            // SAFETY (each call): the CPU has the instruction set, `job.isa`, taken from
+            // `simd::isa` after `backward_filter` checked it.
+            #[cfg(target_arch = "x86_64")]
+            match job.isa {
+                Isa::Avx512 => unsafe { job.filter_block_avx512(scratch, dy, part) },
+                _ => unsafe { job.filter_block_avx2(scratch, dy, part) },
             }
             // Kernel rows wholly in the padding are skipped above; im2col (TensorFlow,
             // PyTorch) multiplies their zeros, so a NaN or infinity in `dy` reaches them
@@ -606,35 +724,60 @@ fn backward_filter_f32(p: &Problem, x: &[f32], dy: &[f32], dw: &mut [f32]) {
 }
 
 impl Job<'_> {
-    /// Wide form of the filter gradient: every (kh, kw, ci) row of `part` (HWIO) gains
-    /// the block's window values times its `dy` rows (`count * out_channels`).
+    /// [`Self::filter_block`] on AVX-512F.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    fn wide_filter(&self, scratch: &Scratch, dy: &[f32], part: &mut [f32]) {
+    fn filter_block_avx512(&self, scratch: &Scratch, dy: &[f32], part: &mut [f32]) {
+        self.filter_block::<Avx512>(scratch, dy, part);
+    }
+
+    /// [`Self::filter_block`] on AVX2 with FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn filter_block_avx2(&self, scratch: &Scratch, dy: &[f32], part: &mut [f32]) {
+        self.filter_block::<Avx2>(scratch, dy, part);
+    }
+
+    /// One block's share of the filter gradient, in the wide or the narrow form. The
+    /// caller makes sure that the CPU has `V`'s instruction set.
+    #[inline(always)]
+    fn filter_block<V: F32s>(&self, scratch: &Scratch, dy: &[f32], part: &mut [f32]) {
+        if self.p.in_channels <= WIDE_MAX_IN {
+            self.wide_filter::<V>(scratch, dy, part);
+        } else {
+            self.narrow_filter::<V>(scratch, dy, part);
+        }
+    }
+
+    /// Wide form of the filter gradient: every (kh, kw, ci) row of `part` (HWIO) gains
+    /// the block's window values times its `dy` rows (`count * out_channels`).
+    #[inline(always)]
+    fn wide_filter<V: F32s>(&self, scratch: &Scratch, dy: &[f32], part: &mut [f32]) {
         let (cout, len) = (self.p.out_channels, self.window);
+        let max = max_vectors::<V>();
         for (kh, rows) in scratch.rows.iter().enumerate() {
             let Some(rows) = *rows else {
                 continue;
             };
             let data = self.source(scratch, rows);
-            for co0 in (0..cout).step_by(MAX_VECTORS * LANES) {
-                let vectors = (cout - co0).div_ceil(LANES).min(MAX_VECTORS);
+            for co0 in (0..cout).step_by(max * V::LANES) {
+                let vectors = (cout - co0).div_ceil(V::LANES).min(max);
                 let mut j = 0;
                 while j < len {
                     let at = (rows, kh * len + j, co0);
                     let step = match (len - j, vectors) {
-                        (6.., 1) => self.wide_filter_rows::<6, 1>(data, at, dy, part),
-                        (6.., 2) => self.wide_filter_rows::<6, 2>(data, at, dy, part),
-                        (6.., 3) => self.wide_filter_rows::<6, 3>(data, at, dy, part),
-                        (6.., _) => self.wide_filter_rows::<6, 4>(data, at, dy, part),
-                        (3.., 1) => self.wide_filter_rows::<3, 1>(data, at, dy, part),
-                        (3.., 2) => self.wide_filter_rows::<3, 2>(data, at, dy, part),
-                        (3.., 3) => self.wide_filter_rows::<3, 3>(data, at, dy, part),
-                        (3.., _) => self.wide_filter_rows::<3, 4>(data, at, dy, part),
-                        (_, 1) => self.wide_filter_rows::<1, 1>(data, at, dy, part),
-                        (_, 2) => self.wide_filter_rows::<1, 2>(data, at, dy, part),
-                        (_, 3) => self.wide_filter_rows::<1, 3>(data, at, dy, part),
-                        (_, _) => self.wide_filter_rows::<1, 4>(data, at, dy, part),
+                        (6.., 1) => self.wide_filter_rows::<V, 6, 1>(data, at, dy, part),
+                        (6.., 2) => self.wide_filter_rows::<V, 6, 2>(data, at, dy, part),
+                        (6.., 3) => self.wide_filter_rows::<V, 6, 3>(data, at, dy, part),
+                        (6.., _) => self.wide_filter_rows::<V, 6, 4>(data, at, dy, part),
+                        (3.., 1) => self.wide_filter_rows::<V, 3, 1>(data, at, dy, part),
+                        (3.., 2) => self.wide_filter_rows::<V, 3, 2>(data, at, dy, part),
+                        (3.., 3) => self.wide_filter_rows::<V, 3, 3>(data, at, dy, part),
+                        (3.., _) => self.wide_filter_rows::<V, 3, 4>(data, at, dy, part),
+                        (_, 1) => self.wide_filter_rows::<V, 1, 1>(data, at, dy, part),
+                        (_, 2) => self.wide_filter_rows::<V, 1, 2>(data, at, dy, part),
+                        (_, 3) => self.wide_filter_rows::<V, 1, 3>(data, at, dy, part),
+                        (_, _) => self.wide_filter_rows::<V, 1, 4>(data, at, dy, part),
                     };
                     j += step;
                 }
@@ -643,66 +786,92 @@ impl Job<'_> {
     }
 
     /// `G` rows of the wide form's gradient from row `row` on (window value `row % len`
-    /// of kernel row `row / len`), output channels `co0..co0 + 16 * V`: the block's
+    /// of kernel row `row / len`), output channels `co0..co0 + LANES * N`: the block's
     /// pixels summed in registers, then added to `part`. Returns `G`.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn wide_filter_rows<const G: usize, const V: usize>(
+    #[inline(always)]
+    fn wide_filter_rows<V: F32s, const G: usize, const N: usize>(
         &self,
         data: &[f32],
         (rows, row, co0): (Rows, usize, usize),
         dy: &[f32],
         part: &mut [f32],
     ) -> usize {
-        use std::arch::x86_64::*;
-        let (cout, len) = (self.p.out_channels, self.window);
+        let (cout, len, lanes) = (self.p.out_channels, self.window, V::LANES);
         let j = row % len;
-        let masks: [u16; V] = std::array::from_fn(|v| {
-            let lanes = (cout - co0).saturating_sub(v * LANES).min(LANES);
-            ((1u32 << lanes) - 1) as u16
-        });
-        let pixels = dy.len() / cout;
-        assert!(j + G <= len && pixels <= self.pixels);
-        let mut acc = [[_mm512_setzero_ps(); V]; G];
-        for q in 0..pixels {
-            let pixel = &dy[q * cout + co0..];
-            let b: [__m512; V] = std::array::from_fn(|v| {
-                // SAFETY: the mask enables the lanes of output channels below `cout`,
-                // which `pixel` holds; masked-off lanes are neither read nor faulted on.
-                unsafe { _mm512_maskz_loadu_ps(masks[v], pixel.as_ptr().add(v * LANES)) }
-            });
-            let at = rows.first + q * rows.step + j;
-            for (g, acc) in acc.iter_mut().enumerate() {
-                // SAFETY: `source` checked that the block's `len`-value window rows lie in
-                // `data`, and `j + g < len` (asserted above).
-                let a = _mm512_set1_ps(unsafe { *data.get_unchecked(at + g) });
-                for (acc, b) in acc.iter_mut().zip(&b) {
-                    *acc = _mm512_fmadd_ps(a, *b, *acc);
-                }
-            }
-        }
+        let widths: [usize; N] = std::array::from_fn(|v| (cout - co0).saturating_sub(v * lanes));
+        let acc = if cout - co0 >= N * lanes {
+            self.wide_filter_sums::<V, G, N, true>(data, (rows, j, co0), dy, widths)
+        } else {
+            self.wide_filter_sums::<V, G, N, false>(data, (rows, j, co0), dy, widths)
+        };
         for (g, acc) in acc.iter().enumerate() {
             let sums = &mut part[(row + g) * cout + co0..];
             for (v, acc) in acc.iter().enumerate() {
-                // SAFETY: the mask enables the lanes of output channels below `cout`,
-                // which `sums` holds; masked-off lanes are neither read nor written.
+                // SAFETY: the CPU has `V`'s instruction set (as above); register `v`
+                // adds to the `widths[v]` output channels below `cout` from its first (or
+                // `LANES`), which `sums` holds.
                 unsafe {
-                    let at = sums.as_mut_ptr().add(v * LANES);
-                    let total = _mm512_add_ps(_mm512_maskz_loadu_ps(masks[v], at), *acc);
-                    _mm512_mask_storeu_ps(at, masks[v], total);
+                    let at = sums.as_mut_ptr().add(v * lanes);
+                    acc.add(V::load_part(widths[v], at))
+                        .store_part(widths[v], at);
                 }
             }
         }
         G
     }
 
+    /// The sums of [`Self::wide_filter_rows`] over the block's pixels: window values
+    /// `j..j + G` times the `dy` channels `co0..`, `widths[v]` of them in register `v`
+    /// (`WHOLE`: `LANES` in each). The caller makes sure that the CPU has `V`'s
+    /// instruction set.
+    #[inline(always)]
+    fn wide_filter_sums<V: F32s, const G: usize, const N: usize, const WHOLE: bool>(
+        &self,
+        data: &[f32],
+        (rows, j, co0): (Rows, usize, usize),
+        dy: &[f32],
+        widths: [usize; N],
+    ) -> [[V; N]; G] {
+        let (cout, len, lanes) = (self.p.out_channels, self.window, V::LANES);
+        let pixels = dy.len() / cout;
+        assert!(j + G <= len && pixels <= self.pixels && co0 < cout);
+        assert!(!WHOLE || co0 + N * lanes <= cout);
+        // SAFETY: the caller makes sure that the CPU has `V`'s instruction set.
+        let mut acc = [[unsafe { V::zero() }; N]; G];
+        for q in 0..pixels {
+            let pixel = &dy[q * cout + co0..];
+            let at = rows.first + q * rows.step + j;
+            // SAFETY: the caller makes sure that the CPU has `V`'s instruction set.
+            // Register `v` loads `LANES` values where `WHOLE` (inside `pixel`, asserted),
+            // else the `widths[v]` output channels below `cout` from its first, which
+            // `pixel` holds. `source` checked that the block's `len`-value window rows lie
+            // in `data`, and `j + g < len` (asserted above).
+            unsafe {
+                let mut b = [V::zero(); N];
+                for v in 0..N {
+                    let from = pixel.as_ptr().add(v * lanes);
+                    b[v] = if WHOLE {
+                        V::load(from)
+                    } else {
+                        V::load_part(widths[v], from)
+                    };
+                }
+                for (g, acc) in acc.iter_mut().enumerate() {
+                    let a = V::splat(*data.get_unchecked(at + g));
+                    for (acc, b) in acc.iter_mut().zip(&b) {
+                        *acc = a.mul_add(*b, *acc);
+                    }
+                }
+            }
+        }
+        acc
+    }
+
     /// Narrow form of the filter gradient: `part` is `[out channel][kh][(kw, ci)]`; each
     /// output channel's kernel rows gain the block's window rows times its `dy` values.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    fn narrow_filter(&self, scratch: &Scratch, dy: &[f32], part: &mut [f32]) {
-        let chunks = self.window.div_ceil(LANES);
+    #[inline(always)]
+    fn narrow_filter<V: F32s>(&self, scratch: &Scratch, dy: &[f32], part: &mut [f32]) {
+        let chunks = self.window.div_ceil(V::LANES);
         for (kh, rows) in scratch.rows.iter().enumerate() {
             let Some(rows) = *rows else {
                 continue;
@@ -711,73 +880,119 @@ impl Job<'_> {
             let mut chunk = 0;
             while chunk < chunks {
                 let at = (rows, kh, chunk);
-                let step = match (chunks - chunk, self.p.out_channels) {
-                    (8.., 1) => self.narrow_filter_chunks::<8, 1>(data, at, dy, part),
-                    (8.., 2) => self.narrow_filter_chunks::<8, 2>(data, at, dy, part),
-                    (8.., 3) => self.narrow_filter_chunks::<8, 3>(data, at, dy, part),
-                    (8.., _) => self.narrow_filter_chunks::<6, 4>(data, at, dy, part),
-                    (4.., 1) => self.narrow_filter_chunks::<4, 1>(data, at, dy, part),
-                    (4.., 2) => self.narrow_filter_chunks::<4, 2>(data, at, dy, part),
-                    (4.., 3) => self.narrow_filter_chunks::<4, 3>(data, at, dy, part),
-                    (4.., _) => self.narrow_filter_chunks::<4, 4>(data, at, dy, part),
-                    (_, 1) => self.narrow_filter_chunks::<1, 1>(data, at, dy, part),
-                    (_, 2) => self.narrow_filter_chunks::<1, 2>(data, at, dy, part),
-                    (_, 3) => self.narrow_filter_chunks::<1, 3>(data, at, dy, part),
-                    (_, _) => self.narrow_filter_chunks::<1, 4>(data, at, dy, part),
+                let left = chunks - chunk;
+                if V::REGISTERS < 32 {
+                    // At most 12 accumulators beside the `dy` registers and a load.
+                    chunk += match (left, self.p.out_channels) {
+                        (8.., 1) => self.narrow_filter_chunks::<V, 8, 1>(data, at, dy, part),
+                        (4.., 1) => self.narrow_filter_chunks::<V, 4, 1>(data, at, dy, part),
+                        (6.., 2) => self.narrow_filter_chunks::<V, 6, 2>(data, at, dy, part),
+                        (3.., 2) => self.narrow_filter_chunks::<V, 3, 2>(data, at, dy, part),
+                        (4.., 3) => self.narrow_filter_chunks::<V, 4, 3>(data, at, dy, part),
+                        (2.., 3) => self.narrow_filter_chunks::<V, 2, 3>(data, at, dy, part),
+                        (2.., 4) => self.narrow_filter_chunks::<V, 2, 4>(data, at, dy, part),
+                        (_, 1) => self.narrow_filter_chunks::<V, 1, 1>(data, at, dy, part),
+                        (_, 2) => self.narrow_filter_chunks::<V, 1, 2>(data, at, dy, part),
+                        (_, 3) => self.narrow_filter_chunks::<V, 1, 3>(data, at, dy, part),
+                        (_, _) => self.narrow_filter_chunks::<V, 1, 4>(data, at, dy, part),
+                    };
+                    continue;
+                }
+                let step = match (left, self.p.out_channels) {
+                    (8.., 1) => self.narrow_filter_chunks::<V, 8, 1>(data, at, dy, part),
+                    (8.., 2) => self.narrow_filter_chunks::<V, 8, 2>(data, at, dy, part),
+                    (8.., 3) => self.narrow_filter_chunks::<V, 8, 3>(data, at, dy, part),
+                    (8.., _) => self.narrow_filter_chunks::<V, 6, 4>(data, at, dy, part),
+                    (4.., 1) => self.narrow_filter_chunks::<V, 4, 1>(data, at, dy, part),
+                    (4.., 2) => self.narrow_filter_chunks::<V, 4, 2>(data, at, dy, part),
+                    (4.., 3) => self.narrow_filter_chunks::<V, 4, 3>(data, at, dy, part),
+                    (4.., _) => self.narrow_filter_chunks::<V, 4, 4>(data, at, dy, part),
+                    (_, 1) => self.narrow_filter_chunks::<V, 1, 1>(data, at, dy, part),
+                    (_, 2) => self.narrow_filter_chunks::<V, 1, 2>(data, at, dy, part),
+                    (_, 3) => self.narrow_filter_chunks::<V, 1, 3>(data, at, dy, part),
+                    (_, _) => self.narrow_filter_chunks::<V, 1, 4>(data, at, dy, part),
                 };
                 chunk += step;
             }
         }
     }
 
-    /// `G` chunks of 16 window values from `chunk` on, of kernel row `kh`, for all `C`
-    /// output channels: the block's pixels summed in registers, then added to `part`.
+    /// `G` chunks of `LANES` window values from `chunk` on, of kernel row `kh`, for all
+    /// `C` output channels: the block's pixels summed in registers, then added to `part`.
     /// Returns `G`.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn narrow_filter_chunks<const G: usize, const C: usize>(
+    #[inline(always)]
+    fn narrow_filter_chunks<V: F32s, const G: usize, const C: usize>(
         &self,
         data: &[f32],
         (rows, kh, chunk): (Rows, usize, usize),
         dy: &[f32],
         part: &mut [f32],
     ) -> usize {
-        use std::arch::x86_64::*;
-        let len = self.window;
+        let (len, lanes) = (self.window, V::LANES);
         let taps = self.p.height.kernel * len;
-        let masks: [u16; G] = std::array::from_fn(|g| {
-            let lanes = len.saturating_sub((chunk + g) * LANES).min(LANES);
-            ((1u32 << lanes) - 1) as u16
-        });
-        let pixels = dy.len() / C;
-        assert!(pixels <= self.pixels && part.len() >= C * taps);
-        let mut acc = [[_mm512_setzero_ps(); C]; G];
-        for q in 0..pixels {
-            let b: [__m512; C] = std::array::from_fn(|c| _mm512_set1_ps(dy[q * C + c]));
-            let at = rows.first + q * rows.step + chunk * LANES;
-            for (g, acc) in acc.iter_mut().enumerate() {
-                // SAFETY: `source` checked that the block's `len`-value window rows lie in
-                // `data`; the mask enables the lanes of this chunk below `len` only.
-                let a =
-                    unsafe { _mm512_maskz_loadu_ps(masks[g], data.as_ptr().add(at + g * LANES)) };
-                for (acc, b) in acc.iter_mut().zip(&b) {
-                    *acc = _mm512_fmadd_ps(a, *b, *acc);
-                }
-            }
-        }
+        let widths: [usize; G] = std::array::from_fn(|g| len.saturating_sub((chunk + g) * lanes));
+        assert!(part.len() >= C * taps);
+        let acc = if len >= (chunk + G) * lanes {
+            self.narrow_filter_sums::<V, G, C, true>(data, (rows, chunk), dy, widths)
+        } else {
+            self.narrow_filter_sums::<V, G, C, false>(data, (rows, chunk), dy, widths)
+        };
         for (g, acc) in acc.iter().enumerate() {
             for (c, acc) in acc.iter().enumerate() {
-                let at = c * taps + kh * len + (chunk + g) * LANES;
-                // SAFETY: `part` holds `C * taps` values (asserted above), and the mask
-                // enables the lanes of this kernel row's chunk below `len` only.
+                let at = c * taps + kh * len + (chunk + g) * lanes;
+                // SAFETY: the CPU has `V`'s instruction set (as above); `part` holds `C *
+                // taps` values (asserted above), and chunk `g` adds to its `widths[g]`
+                // values of this kernel row below `len` (or `LANES`) only.
                 unsafe {
                     let sums = part.as_mut_ptr().add(at);
-                    let total = _mm512_add_ps(_mm512_maskz_loadu_ps(masks[g], sums), *acc);
-                    _mm512_mask_storeu_ps(sums, masks[g], total);
+                    acc.add(V::load_part(widths[g], sums))
+                        .store_part(widths[g], sums);
                 }
             }
         }
         G
+    }
+
+    /// The sums of [`Self::narrow_filter_chunks`] over the block's pixels: chunk `g`'s
+    /// `widths[g]` window values (`WHOLE`: `LANES` each) times each output channel's
+    /// `dy`. The caller makes sure that the CPU has `V`'s instruction set.
+    #[inline(always)]
+    fn narrow_filter_sums<V: F32s, const G: usize, const C: usize, const WHOLE: bool>(
+        &self,
+        data: &[f32],
+        (rows, chunk): (Rows, usize),
+        dy: &[f32],
+        widths: [usize; G],
+    ) -> [[V; C]; G] {
+        let (len, lanes) = (self.window, V::LANES);
+        let pixels = dy.len() / C;
+        assert!(pixels <= self.pixels && (!WHOLE || (chunk + G) * lanes <= len));
+        // SAFETY: the caller makes sure that the CPU has `V`'s instruction set.
+        let mut acc = [[unsafe { V::zero() }; C]; G];
+        for q in 0..pixels {
+            let at = rows.first + q * rows.step + chunk * lanes;
+            // SAFETY: the caller makes sure that the CPU has `V`'s instruction set.
+            // `source` checked that the block's `len`-value window rows lie in `data`;
+            // chunk `g` loads `LANES` values where `WHOLE` (below `len`, asserted), else its
+            // `widths[g]` values below `len` only.
+            unsafe {
+                let mut b = [V::zero(); C];
+                for (c, b) in b.iter_mut().enumerate() {
+                    *b = V::splat(dy[q * C + c]);
+                }
+                for (g, acc) in acc.iter_mut().enumerate() {
+                    let from = data.as_ptr().add(at + g * lanes);
+                    let a = if WHOLE {
+                        V::load(from)
+                    } else {
+                        V::load_part(widths[g], from)
+                    };
+                    for (acc, b) in acc.iter_mut().zip(&b) {
+                        *acc = a.mul_add(*b, *acc);
+                    }
+                }
+            }
+        }
+        acc
     }
 }
