@@ -114,6 +114,10 @@ pub(crate) trait F32s: Copy {
     fn mul_add(self, b: Self, c: Self) -> Self;
     /// `self + b`.
     fn add(self, b: Self) -> Self;
+    /// `self - b`.
+    fn sub(self, b: Self) -> Self;
+    /// `self * b`.
+    fn mul(self, b: Self) -> Self;
     /// The lanes' sum (a fixed order of additions).
     fn sum(self) -> f32;
 }
@@ -121,7 +125,26 @@ pub(crate) trait F32s: Copy {
 /// 16 f32 lanes of AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
+#[repr(transparent)]
 pub(crate) struct Avx512(std::arch::x86_64::__m512);
+
+#[cfg(target_arch = "x86_64")]
+impl Avx512 {
+    /// The register as this type, for code written with the intrinsics.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F.
+    #[inline(always)]
+    pub(crate) unsafe fn from_raw(value: std::arch::x86_64::__m512) -> Self {
+        Self(value)
+    }
+
+    /// The register itself.
+    #[inline(always)]
+    pub(crate) fn raw(self) -> std::arch::x86_64::__m512 {
+        self.0
+    }
+}
 
 /// The mask of AVX-512's first `width` lanes (all 16 past that).
 #[cfg(target_arch = "x86_64")]
@@ -178,6 +201,16 @@ impl F32s for Avx512 {
         Self(unsafe { std::arch::x86_64::_mm512_add_ps(self.0, b.0) })
     }
     #[inline(always)]
+    fn sub(self, b: Self) -> Self {
+        // SAFETY: as in `mul_add`.
+        Self(unsafe { std::arch::x86_64::_mm512_sub_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn mul(self, b: Self) -> Self {
+        // SAFETY: as in `mul_add`.
+        Self(unsafe { std::arch::x86_64::_mm512_mul_ps(self.0, b.0) })
+    }
+    #[inline(always)]
     fn sum(self) -> f32 {
         // SAFETY: as in `mul_add`.
         unsafe { std::arch::x86_64::_mm512_reduce_add_ps(self.0) }
@@ -189,7 +222,7 @@ impl F32s for Avx512 {
 #[derive(Clone, Copy)]
 pub(crate) struct Avx2(std::arch::x86_64::__m256);
 
-/// AVX2's masked moves' mask of the first `width < 8` lanes (the sign bit of each
+/// AVX2's masked loads' mask of the first `width < 8` lanes (the sign bit of each
 /// 32-bit lane). The caller promises AVX2.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
@@ -242,14 +275,16 @@ impl F32s for Avx2 {
     }
     #[inline(always)]
     unsafe fn store_part(self, width: usize, at: *mut f32) {
-        // SAFETY: the caller promises AVX2 and `width` writable values (or 8); the masked
-        // store writes and faults on the enabled lanes only (and is slow: whole
-        // registers take the plain store).
+        // SAFETY: the caller promises AVX2 and `width` writable values (or 8). A partial
+        // register goes through a buffer and a copy of its first `width` values (AMD's
+        // masked stores are microcoded, a dozen cycles and more each).
         unsafe {
             if width >= 8 {
                 self.store(at)
             } else {
-                std::arch::x86_64::_mm256_maskstore_ps(at, avx2_mask(width), self.0)
+                let mut lanes = [0.0f32; 8];
+                self.store(lanes.as_mut_ptr());
+                std::ptr::copy_nonoverlapping(lanes.as_ptr(), at, width);
             }
         }
     }
@@ -263,6 +298,16 @@ impl F32s for Avx2 {
     fn add(self, b: Self) -> Self {
         // SAFETY: as in `mul_add`.
         Self(unsafe { std::arch::x86_64::_mm256_add_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn sub(self, b: Self) -> Self {
+        // SAFETY: as in `mul_add`.
+        Self(unsafe { std::arch::x86_64::_mm256_sub_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn mul(self, b: Self) -> Self {
+        // SAFETY: as in `mul_add`.
+        Self(unsafe { std::arch::x86_64::_mm256_mul_ps(self.0, b.0) })
     }
     #[inline(always)]
     fn sum(self) -> f32 {

@@ -17,9 +17,12 @@
 
 use super::gemm::{gemm, Mat, MatMut};
 use super::panels::{self, Packed, Panel, PANEL_COLS};
-use super::simd;
+use super::simd::{self, F32s};
+#[cfg(target_arch = "x86_64")]
+use super::simd::{Avx2, Avx512};
 use super::stream;
 use super::transpose;
+use super::winograd_fixed::{input_2d_in, output_2d_in};
 use super::{f32s, f32s_mut};
 use crate::element::Element;
 use rayon::prelude::*;
@@ -748,8 +751,8 @@ impl<T: Element> Job<'_, T> {
         }
         let input_rows = &scratch.input_rows;
 
-        // f32 on AVX-512: the transforms with constant coefficients.
-        let fixed = simd::avx512() && f32s(self.input).is_some();
+        // f32 on AVX-512 or AVX2: the transforms with constant coefficients.
+        let fixed = simd::isa() >= simd::Isa::Avx2 && f32s(self.input).is_some();
 
         // Input transform, LANES channels at a time: V[xi][nu][tile][k].
         scratch.v.resize(planes * tiles * k, T::zero());
@@ -781,8 +784,7 @@ impl<T: Element> Job<'_, T> {
                 #[cfg(target_arch = "x86_64")]
                 if let (true, Some(d), Some(v)) = (fixed, f32s(d.as_flattened()), f32s_mut(v)) {
                     let at = (tile * k + c0, tiles * k, len);
-                    // SAFETY: the CPU has AVX-512F (`fixed`).
-                    if unsafe { fixed_input(alpha, d, v, at) } {
+                    if fixed_input(alpha, d, v, at) {
                         continue;
                     }
                 }
@@ -879,8 +881,7 @@ impl<T: Element> Job<'_, T> {
                 #[cfg(target_arch = "x86_64")]
                 if let (true, Some(prod), Some(y)) = (fixed, f32s(prod), f32s_mut(y)) {
                     let at = (tile * nc + j0, tiles * nc, len);
-                    // SAFETY: the CPU has AVX-512F (`fixed`).
-                    if unsafe { fixed_output((m, alpha), prod, at, &mut y[j0..], nc) } {
+                    if fixed_output((m, alpha), prod, at, &mut y[j0..], nc) {
                         continue;
                     }
                 }
@@ -934,38 +935,81 @@ impl<T: Element> Job<'_, T> {
 /// The input transform of one tile's `len <= 16` channels with constant coefficients
 /// ([`super::winograd_fixed`]): `d` the tile's `alpha x alpha` input lanes (16 values
 /// each, row-major), point `p` stored at `v[first + p * stride..][..len]`. False, having
-/// written nothing, where `alpha` has no such transform.
+/// written nothing, where `alpha` has no such transform or the CPU neither AVX-512F nor
+/// AVX2 with FMA.
+fn fixed_input(alpha: usize, d: &[f32], v: &mut [f32], at: (usize, usize, usize)) -> bool {
+    // SAFETY (both calls): the CPU has the instruction set (`simd::isa`).
+    #[cfg(target_arch = "x86_64")]
+    match simd::isa() {
+        simd::Isa::Avx512 => return unsafe { fixed_input_avx512(alpha, d, v, at) },
+        simd::Isa::Avx2 => return unsafe { fixed_input_avx2(alpha, d, v, at) },
+        simd::Isa::None => {}
+    }
+    let _ = (alpha, d, v, at);
+    false
+}
+
+/// [`fixed_input_in`] on AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn fixed_input(alpha: usize, d: &[f32], v: &mut [f32], at: (usize, usize, usize)) -> bool {
+fn fixed_input_avx512(alpha: usize, d: &[f32], v: &mut [f32], at: (usize, usize, usize)) -> bool {
+    fixed_input_in::<Avx512>(alpha, d, v, at)
+}
+
+/// [`fixed_input_in`] on AVX2 with FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn fixed_input_avx2(alpha: usize, d: &[f32], v: &mut [f32], at: (usize, usize, usize)) -> bool {
+    fixed_input_in::<Avx2>(alpha, d, v, at)
+}
+
+/// [`fixed_input`] in registers of `V`. The caller makes sure that the CPU has `V`'s
+/// instruction set.
+#[inline(always)]
+fn fixed_input_in<V: F32s>(
+    alpha: usize,
+    d: &[f32],
+    v: &mut [f32],
+    at: (usize, usize, usize),
+) -> bool {
     match alpha {
-        3 => fixed_input_tile::<3>(d, v, at),
-        4 => fixed_input_tile::<4>(d, v, at),
-        5 => fixed_input_tile::<5>(d, v, at),
-        6 => fixed_input_tile::<6>(d, v, at),
+        3 => fixed_input_tile::<V, 3>(d, v, at),
+        4 => fixed_input_tile::<V, 4>(d, v, at),
+        5 => fixed_input_tile::<V, 5>(d, v, at),
+        6 => fixed_input_tile::<V, 6>(d, v, at),
         _ => return false,
     }
     true
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn fixed_input_tile<const A: usize>(
+/// One tile of [`fixed_input`], its `LANES` channels `V::LANES` at a time.
+#[inline(always)]
+fn fixed_input_tile<V: F32s, const A: usize>(
     d: &[f32],
     v: &mut [f32],
     (first, stride, len): (usize, usize, usize),
 ) {
-    use super::winograd_fixed::{input_2d, load, store};
-    let mut tile = [[std::arch::x86_64::_mm512_setzero_ps(); A]; A];
-    for (a, line) in tile.iter_mut().enumerate() {
-        for (b, value) in line.iter_mut().enumerate() {
-            *value = load(&d[(a * A + b) * LANES..], LANES);
-        }
-    }
-    for (xi, row) in input_2d(&tile).iter().enumerate() {
-        for (nu, value) in row.iter().enumerate() {
-            store(&mut v[first + (xi * A + nu) * stride..], len, *value);
+    assert!(d.len() >= A * A * LANES && len <= LANES);
+    assert!(len == 0 || first + (A * A - 1) * stride + len <= v.len());
+    for part in (0..len).step_by(V::LANES) {
+        // SAFETY: the caller makes sure that the CPU has `V`'s instruction set. The
+        // asserts put every lane `(a, b)`'s `LANES` values in `d`, of which the load reads
+        // `V::LANES` from `part < LANES` on (`LANES` is a multiple of `V::LANES`), and
+        // every point's `len` values in `v`, of which the store writes those from `part`
+        // on, at most `len - part`.
+        unsafe {
+            let mut tile = [[V::zero(); A]; A];
+            for (a, line) in tile.iter_mut().enumerate() {
+                for (b, value) in line.iter_mut().enumerate() {
+                    *value = V::load(d.as_ptr().add((a * A + b) * LANES + part));
+                }
+            }
+            for (xi, row) in input_2d_in(&tile).iter().enumerate() {
+                for (nu, value) in row.iter().enumerate() {
+                    let at = first + (xi * A + nu) * stride + part;
+                    value.store_part(len - part, v.as_mut_ptr().add(at));
+                }
+            }
         }
     }
 }
@@ -973,10 +1017,56 @@ fn fixed_input_tile<const A: usize>(
 /// The output transform of one tile's `len <= 16` columns with constant coefficients:
 /// point `p`'s products at `prod[first + p * stride..][..len]`, result `(a, b)` stored
 /// at `y[(a * m + b) * y_stride..][..len]`. False, having written nothing, where
-/// F(m, r) on `alpha` points has no such transform.
+/// F(m, r) on `alpha` points has no such transform or the CPU neither AVX-512F nor AVX2
+/// with FMA.
+fn fixed_output(
+    shape: (usize, usize),
+    prod: &[f32],
+    at: (usize, usize, usize),
+    y: &mut [f32],
+    y_stride: usize,
+) -> bool {
+    // SAFETY (both calls): the CPU has the instruction set (`simd::isa`).
+    #[cfg(target_arch = "x86_64")]
+    match simd::isa() {
+        simd::Isa::Avx512 => return unsafe { fixed_output_avx512(shape, prod, at, y, y_stride) },
+        simd::Isa::Avx2 => return unsafe { fixed_output_avx2(shape, prod, at, y, y_stride) },
+        simd::Isa::None => {}
+    }
+    let _ = (shape, prod, at, y, y_stride);
+    false
+}
+
+/// [`fixed_output_in`] on AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn fixed_output(
+fn fixed_output_avx512(
+    shape: (usize, usize),
+    prod: &[f32],
+    at: (usize, usize, usize),
+    y: &mut [f32],
+    y_stride: usize,
+) -> bool {
+    fixed_output_in::<Avx512>(shape, prod, at, y, y_stride)
+}
+
+/// [`fixed_output_in`] on AVX2 with FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn fixed_output_avx2(
+    shape: (usize, usize),
+    prod: &[f32],
+    at: (usize, usize, usize),
+    y: &mut [f32],
+    y_stride: usize,
+) -> bool {
+    fixed_output_in::<Avx2>(shape, prod, at, y, y_stride)
+}
+
+/// [`fixed_output`] in registers of `V`. The caller makes sure that the CPU has `V`'s
+/// instruction set.
+#[inline(always)]
+fn fixed_output_in<V: F32s>(
     (m, alpha): (usize, usize),
     prod: &[f32],
     at: (usize, usize, usize),
@@ -984,39 +1074,49 @@ fn fixed_output(
     y_stride: usize,
 ) -> bool {
     match (m, alpha) {
-        (2, 3) => fixed_output_tile::<2, 3>(prod, at, y, y_stride),
-        (2, 4) => fixed_output_tile::<2, 4>(prod, at, y, y_stride),
-        (2, 5) => fixed_output_tile::<2, 5>(prod, at, y, y_stride),
-        (2, 6) => fixed_output_tile::<2, 6>(prod, at, y, y_stride),
-        (3, 4) => fixed_output_tile::<3, 4>(prod, at, y, y_stride),
-        (3, 5) => fixed_output_tile::<3, 5>(prod, at, y, y_stride),
-        (3, 6) => fixed_output_tile::<3, 6>(prod, at, y, y_stride),
-        (4, 5) => fixed_output_tile::<4, 5>(prod, at, y, y_stride),
-        (4, 6) => fixed_output_tile::<4, 6>(prod, at, y, y_stride),
+        (2, 3) => fixed_output_tile::<V, 2, 3>(prod, at, y, y_stride),
+        (2, 4) => fixed_output_tile::<V, 2, 4>(prod, at, y, y_stride),
+        (2, 5) => fixed_output_tile::<V, 2, 5>(prod, at, y, y_stride),
+        (2, 6) => fixed_output_tile::<V, 2, 6>(prod, at, y, y_stride),
+        (3, 4) => fixed_output_tile::<V, 3, 4>(prod, at, y, y_stride),
+        (3, 5) => fixed_output_tile::<V, 3, 5>(prod, at, y, y_stride),
+        (3, 6) => fixed_output_tile::<V, 3, 6>(prod, at, y, y_stride),
+        (4, 5) => fixed_output_tile::<V, 4, 5>(prod, at, y, y_stride),
+        (4, 6) => fixed_output_tile::<V, 4, 6>(prod, at, y, y_stride),
         _ => return false,
     }
     true
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn fixed_output_tile<const M: usize, const A: usize>(
+/// One tile of [`fixed_output`], its `len` columns `V::LANES` at a time.
+#[inline(always)]
+fn fixed_output_tile<V: F32s, const M: usize, const A: usize>(
     prod: &[f32],
     (first, stride, len): (usize, usize, usize),
     y: &mut [f32],
     y_stride: usize,
 ) {
-    use super::winograd_fixed::{load, output_2d, store};
-    let mut products = [[std::arch::x86_64::_mm512_setzero_ps(); A]; A];
-    for (xi, line) in products.iter_mut().enumerate() {
-        for (nu, value) in line.iter_mut().enumerate() {
-            *value = load(&prod[first + (xi * A + nu) * stride..], len);
-        }
-    }
-    for (a, row) in output_2d::<M, A>(&products).iter().enumerate() {
-        for (b, value) in row.iter().enumerate() {
-            store(&mut y[(a * M + b) * y_stride..], len, *value);
+    assert!(len == 0 || first + (A * A - 1) * stride + len <= prod.len());
+    assert!(len == 0 || (M * M - 1) * y_stride + len <= y.len());
+    for part in (0..len).step_by(V::LANES) {
+        let width = len - part;
+        // SAFETY: the caller makes sure that the CPU has `V`'s instruction set. The
+        // asserts put every point's `len` values in `prod` and every result's `len` values
+        // in `y`; the loads and stores touch those from `part` on, at most `width`.
+        unsafe {
+            let mut products = [[V::zero(); A]; A];
+            for (xi, line) in products.iter_mut().enumerate() {
+                for (nu, value) in line.iter_mut().enumerate() {
+                    let at = first + (xi * A + nu) * stride + part;
+                    *value = V::load_part(width, prod.as_ptr().add(at));
+                }
+            }
+            for (a, row) in output_2d_in::<V, M, A>(&products).iter().enumerate() {
+                for (b, value) in row.iter().enumerate() {
+                    let at = (a * M + b) * y_stride + part;
+                    value.store_part(width, y.as_mut_ptr().add(at));
+                }
+            }
         }
     }
 }

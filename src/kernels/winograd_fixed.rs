@@ -1,10 +1,14 @@
-//! Winograd's transforms with their coefficients as constants in the code, f32 on
-//! AVX-512, 16 lanes per value: `BT` and `AT` of every tile size convt uses, computed at
+//! Winograd's transforms with their coefficients as constants in the code, f32, one
+//! register of lanes per value (generic over [`F32s`]: AVX-512 or AVX2; the `__m512`
+//! forms serve the engines written with AVX-512 intrinsics): `BT` and `AT` of every tile size convt uses, computed at
 //! compile time as [`Transforms::new`] makes them, one function per matrix (zero terms
 //! vanish, unit ones are plain adds), and the two-dimensional transforms of one tile
 //! built from them. The narrow engine runs its transforms with them, and the
 //! column-vectorised engine its f32 ones.
 
+#[cfg(target_arch = "x86_64")]
+use super::simd::Avx512;
+use super::simd::F32s;
 #[cfg(test)]
 use super::winograd::Transforms;
 use super::winograd::{MAX_ALPHA, POINTS};
@@ -66,45 +70,37 @@ const fn output_matrix<const M: usize, const A: usize>() -> [[f32; A]; M] {
 
 /// Adds the term `c * v` to a sum (`None`: no term yet), with `c` a constant: zero
 /// terms vanish and unit ones are plain adds once the call is inlined.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn term(
-    acc: Option<std::arch::x86_64::__m512>,
-    c: f32,
-    v: std::arch::x86_64::__m512,
-) -> Option<std::arch::x86_64::__m512> {
-    use std::arch::x86_64::*;
+#[inline(always)]
+fn term<V: F32s>(acc: Option<V>, c: f32, v: V) -> Option<V> {
     if c == 0.0 {
         return acc;
     }
+    // SAFETY: a `V` exists (`v`), so the CPU has its instruction set.
+    let weight = unsafe { V::splat(c) };
     Some(match acc {
         None if c == 1.0 => v,
-        None => _mm512_mul_ps(_mm512_set1_ps(c), v),
-        Some(a) if c == 1.0 => _mm512_add_ps(a, v),
-        Some(a) if c == -1.0 => _mm512_sub_ps(a, v),
-        Some(a) => _mm512_fmadd_ps(_mm512_set1_ps(c), v, a),
+        None => weight.mul(v),
+        Some(a) if c == 1.0 => a.add(v),
+        Some(a) if c == -1.0 => a.sub(v),
+        Some(a) => weight.mul_add(v, a),
     })
 }
 
 /// One row of a constant matrix times `x`, by literal indices (so that the coefficients
-/// are constants in the code).
+/// are constants in the code). Every row has a nonzero term.
 macro_rules! row_times {
     ($matrix:ident, $i:literal, $x:ident, [$($j:literal)*]) => {{
         let mut acc = None;
         $( acc = term(acc, $matrix[$i][$j], $x[$j]); )*
-        acc.unwrap_or(_mm512_setzero_ps())
+        acc.expect("every row of BT and AT has a nonzero coefficient")
     }};
 }
 
 /// Functions `out = matrix * x` for the constant matrices of the tile sizes used.
 macro_rules! transforms {
     ($($name:ident = $matrix:ident [$($i:literal)*] $js:tt;)*) => {$(
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx512f")]
-        #[inline]
-        fn $name(x: &[std::arch::x86_64::__m512], out: &mut [std::arch::x86_64::__m512]) {
-            use std::arch::x86_64::*;
+        #[inline(always)]
+        fn $name<V: F32s>(x: &[V], out: &mut [V]) {
             $( out[$i] = row_times!($matrix, $i, x, $js); )*
         }
     )*};
@@ -141,13 +137,8 @@ transforms! {
 }
 
 /// `out = BT x` for `A` points.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-pub(crate) fn input_1d<const A: usize>(
-    x: &[std::arch::x86_64::__m512; A],
-    out: &mut [std::arch::x86_64::__m512; A],
-) {
+#[inline(always)]
+pub(crate) fn input_1d<V: F32s, const A: usize>(x: &[V; A], out: &mut [V; A]) {
     match A {
         3 => bt3(x, out),
         4 => bt4(x, out),
@@ -157,13 +148,8 @@ pub(crate) fn input_1d<const A: usize>(
 }
 
 /// `out = AT x` for F(M, r) on `A` points.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-pub(crate) fn output_1d<const M: usize, const A: usize>(
-    x: &[std::arch::x86_64::__m512; A],
-    out: &mut [std::arch::x86_64::__m512; M],
-) {
+#[inline(always)]
+pub(crate) fn output_1d<V: F32s, const M: usize, const A: usize>(x: &[V; A], out: &mut [V; M]) {
     match (M, A) {
         (2, 3) => at23(x, out),
         (2, 4) => at24(x, out),
@@ -203,28 +189,19 @@ pub(crate) fn store(dst: &mut [f32], len: usize, value: std::arch::x86_64::__m51
 }
 
 /// `V = BT d B` of one tile for `A` points: `d[a][b]` in, `V[xi][nu]` out.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-pub(crate) fn input_2d<const A: usize>(
-    d: &[[std::arch::x86_64::__m512; A]; A],
-) -> [[std::arch::x86_64::__m512; A]; A] {
-    use std::arch::x86_64::*;
-    let zero = _mm512_setzero_ps();
+#[inline(always)]
+pub(crate) fn input_2d_in<V: F32s, const A: usize>(d: &[[V; A]; A]) -> [[V; A]; A] {
     // half[xi][b] = sum_a BT[xi][a] d[a][b]; V[xi][nu] = sum_b BT[nu][b] half[xi][b].
-    let mut half = [[zero; A]; A];
+    let mut half = *d;
     for b in 0..A {
-        let mut column = [zero; A];
-        for (value, line) in column.iter_mut().zip(d) {
-            *value = line[b];
-        }
-        let mut out = [zero; A];
+        let column: [V; A] = std::array::from_fn(|a| d[a][b]);
+        let mut out = column;
         input_1d(&column, &mut out);
         for xi in 0..A {
             half[xi][b] = out[xi];
         }
     }
-    let mut v = [[zero; A]; A];
+    let mut v = half;
     for (half, v) in half.iter().zip(&mut v) {
         input_1d(half, v);
     }
@@ -233,32 +210,49 @@ pub(crate) fn input_2d<const A: usize>(
 
 /// `Y = AT P A` of one tile, F(M, r) on `A` points: the products `p[xi][nu]` in, the
 /// results `Y[a][b]` out.
+#[inline(always)]
+pub(crate) fn output_2d_in<V: F32s, const M: usize, const A: usize>(
+    p: &[[V; A]; A],
+) -> [[V; M]; M] {
+    // half[a][nu] = sum_xi AT[a][xi] P[xi][nu]; Y[a][b] = sum_nu AT[b][nu] half[a][nu].
+    let mut half = [p[0]; M];
+    for nu in 0..A {
+        let column: [V; A] = std::array::from_fn(|xi| p[xi][nu]);
+        let mut out = [column[0]; M];
+        output_1d(&column, &mut out);
+        for a in 0..M {
+            half[a][nu] = out[a];
+        }
+    }
+    let mut y = [[p[0][0]; M]; M];
+    for (half, y) in half.iter().zip(&mut y) {
+        output_1d(half, y);
+    }
+    y
+}
+
+/// [`input_2d_in`] on AVX-512 registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(crate) fn input_2d<const A: usize>(
+    d: &[[std::arch::x86_64::__m512; A]; A],
+) -> [[std::arch::x86_64::__m512; A]; A] {
+    // SAFETY: the CPU has AVX-512F (this function's feature).
+    let d = d.map(|line| line.map(|value| unsafe { Avx512::from_raw(value) }));
+    input_2d_in(&d).map(|line| line.map(Avx512::raw))
+}
+
+/// [`output_2d_in`] on AVX-512 registers.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]
 pub(crate) fn output_2d<const M: usize, const A: usize>(
     p: &[[std::arch::x86_64::__m512; A]; A],
 ) -> [[std::arch::x86_64::__m512; M]; M] {
-    use std::arch::x86_64::*;
-    let zero = _mm512_setzero_ps();
-    // half[a][nu] = sum_xi AT[a][xi] P[xi][nu]; Y[a][b] = sum_nu AT[b][nu] half[a][nu].
-    let mut half = [[zero; A]; M];
-    for nu in 0..A {
-        let mut column = [zero; A];
-        for (value, line) in column.iter_mut().zip(p) {
-            *value = line[nu];
-        }
-        let mut out = [zero; M];
-        output_1d(&column, &mut out);
-        for a in 0..M {
-            half[a][nu] = out[a];
-        }
-    }
-    let mut y = [[zero; M]; M];
-    for (half, y) in half.iter().zip(&mut y) {
-        output_1d(half, y);
-    }
-    y
+    // SAFETY: the CPU has AVX-512F (this function's feature).
+    let p = p.map(|line| line.map(|value| unsafe { Avx512::from_raw(value) }));
+    output_2d_in::<Avx512, M, A>(&p).map(|line| line.map(Avx512::raw))
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use super::transpose;
 use super::winograd::{transform_filter, Scatter, Sliding, Transforms};
 use super::winograd::{MAX_ALPHA, MAX_TILE};
 #[cfg(target_arch = "x86_64")]
-use super::winograd_fixed::{input_2d, output_1d};
+use super::winograd_fixed::{input_2d, output_2d};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -456,27 +456,15 @@ impl Job<'_> {
         let phase_cols = sc.stride_w * sc.channels;
         for col in 0..cols {
             let (ph, rest) = (col / phase_cols, col % phase_cols);
-            // products[xi][nu], by columns: gathered[nu][xi].
-            let mut gathered = [[zero; A]; A];
-            for (nu, column) in gathered.iter_mut().enumerate() {
-                for (xi, value) in column.iter_mut().enumerate() {
+            let mut products = [[zero; A]; A];
+            for (xi, line) in products.iter_mut().enumerate() {
+                for (nu, value) in line.iter_mut().enumerate() {
                     let at = ((xi * A + nu) * cols + col) * GROUP;
                     // SAFETY: `products` holds `points * cols` registers of 16 values.
                     *value = unsafe { _mm512_loadu_ps(scratch.products[at..][..GROUP].as_ptr()) };
                 }
             }
-            // half[a][nu] = sum_xi AT[a][xi] M[xi][nu]; y[a][b] = sum_nu AT[b][nu] half[a][nu].
-            let mut half = [[zero; A]; M];
-            for (nu, column) in gathered.iter().enumerate() {
-                let mut out = [zero; M];
-                output_1d(column, &mut out);
-                for a in 0..M {
-                    half[a][nu] = out[a];
-                }
-            }
-            for (a, half) in half.iter().enumerate() {
-                let mut y = [zero; M];
-                output_1d(half, &mut y);
+            for (a, y) in output_2d::<M, A>(&products).iter().enumerate() {
                 for (b, y) in y.iter().enumerate() {
                     let index = ((a * sc.stride_h + ph) * M + b) * phase_cols + rest;
                     let dst = &mut scratch.results[index * GROUP..][..GROUP];
