@@ -34,10 +34,9 @@
 //!
 //! The register kernels of our own are written once over `simd::F32s` and run on
 //! AVX-512 or on AVX2 with FMA (each with its own register blockings), and so are the
-//! column-vectorised Winograd engine's constant-coefficient transforms; what is AVX-512
-//! only (the narrow Winograd engine, the filter gradient's constant-coefficient
-//! transforms, the in-register transposes, streaming stores) leaves AVX2 machines to the
-//! portable loops, which are compiled for the best of the two where they are hot. `CONVT_MAX_ISA=avx2` (or `none`) caps the
+//! constant-coefficient Winograd transforms of the column-vectorised engine and of the
+//! filter gradient; what is AVX-512 only (the narrow Winograd engine, the in-register
+//! transposes, streaming stores) leaves AVX2 machines to the portable loops, which are compiled for the best of the two where they are hot. `CONVT_MAX_ISA=avx2` (or `none`) caps the
 //! instruction set, so that one machine can test every path.
 //!
 //! Work is split into tasks whose boundaries depend only on the problem, never on the

@@ -13,6 +13,9 @@
 //! and `dy` the block's tiles touch, copied channels-last by blocked transposes.
 
 use super::gemm::{gemm, Mat, MatMut};
+#[cfg(target_arch = "x86_64")]
+use super::simd::{Avx2, Avx512};
+use super::simd::{F32s, Isa};
 use super::transpose;
 use super::winograd::{sparse_rows, Transforms, MAX_ALPHA};
 use crate::element::Element;
@@ -427,12 +430,7 @@ fn transform_tiles<'a, T: Element>(
     tasks.into_par_iter().enumerate().for_each_init(
         || vec![T::zero(); matrix.len() * size * channels],
         |half, (block, mut runs)| {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU has AVX-512F, checked first.
-            if super::simd::avx512()
-                && is_bt
-                && unsafe { job.run_fixed(block * TILES_PER_TASK, &mut runs) }
-            {
+            if is_bt && job.run_fixed(block * TILES_PER_TASK, &mut runs) {
                 return;
             }
             // The portable loops compiled for AVX-512 or AVX2 where the CPU has them.
@@ -451,26 +449,56 @@ struct TransformJob<'m, T, F> {
 }
 
 impl<'a, T: Element, F: Fn(usize, usize, usize) -> Option<&'a [T]>> TransformJob<'_, T, F> {
-    /// [`TransformJob::run`] for `BT` in f32 with constant coefficients, 16 channels at a
-    /// time. False, having written nothing, where `T` is not f32 or there is no fixed
-    /// transform for the tile size.
+    /// [`TransformJob::run`] for `BT` in f32 with constant coefficients, a register of
+    /// channels at a time (AVX-512, or AVX2 with FMA). False, having written nothing,
+    /// where `T` is not f32, there is no fixed transform for the tile size or the CPU has
+    /// neither instruction set.
+    fn run_fixed(&self, first: usize, runs: &mut [&mut [T]]) -> bool {
+        // SAFETY (both calls): the CPU has the instruction set (`simd::isa`).
+        #[cfg(target_arch = "x86_64")]
+        match super::simd::isa() {
+            Isa::Avx512 => return unsafe { self.run_fixed_avx512(first, runs) },
+            Isa::Avx2 => return unsafe { self.run_fixed_avx2(first, runs) },
+            Isa::None => {}
+        }
+        let _ = (first, runs);
+        false
+    }
+
+    /// [`Self::run_fixed_in`] on AVX-512F.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    fn run_fixed(&self, first: usize, runs: &mut [&mut [T]]) -> bool {
+    fn run_fixed_avx512(&self, first: usize, runs: &mut [&mut [T]]) -> bool {
+        self.run_fixed_in::<Avx512>(first, runs)
+    }
+
+    /// [`Self::run_fixed_in`] on AVX2 with FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn run_fixed_avx2(&self, first: usize, runs: &mut [&mut [T]]) -> bool {
+        self.run_fixed_in::<Avx2>(first, runs)
+    }
+
+    /// [`Self::run_fixed`] in registers of `V`. The caller makes sure that the CPU has
+    /// `V`'s instruction set.
+    #[inline(always)]
+    fn run_fixed_in<V: F32s>(&self, first: usize, runs: &mut [&mut [T]]) -> bool {
         match self.size {
-            3 => self.run_fixed_tiles::<3>(first, runs),
-            4 => self.run_fixed_tiles::<4>(first, runs),
-            5 => self.run_fixed_tiles::<5>(first, runs),
-            6 => self.run_fixed_tiles::<6>(first, runs),
+            3 => self.run_fixed_tiles::<V, 3>(first, runs),
+            4 => self.run_fixed_tiles::<V, 4>(first, runs),
+            5 => self.run_fixed_tiles::<V, 5>(first, runs),
+            6 => self.run_fixed_tiles::<V, 6>(first, runs),
             _ => false,
         }
     }
 
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    fn run_fixed_tiles<const A: usize>(&self, first: usize, runs: &mut [&mut [T]]) -> bool {
-        use super::winograd_fixed::{input_2d, load, store};
-        use std::arch::x86_64::_mm512_setzero_ps;
+    #[inline(always)]
+    fn run_fixed_tiles<V: F32s, const A: usize>(
+        &self,
+        first: usize,
+        runs: &mut [&mut [T]],
+    ) -> bool {
+        use super::winograd_fixed::input_2d_in;
         let c = self.channels;
         let mut outs = Vec::with_capacity(A * A);
         for run in runs.iter_mut() {
@@ -491,19 +519,27 @@ impl<'a, T: Element, F: Fn(usize, usize, usize) -> Option<&'a [T]>> TransformJob
                     *row = (self.rows)(first + t, a, b).and_then(super::f32s);
                 }
             }
-            for c0 in (0..c).step_by(16) {
-                let len = (c - c0).min(16);
-                let mut d = [[_mm512_setzero_ps(); A]; A];
-                for (line, rows) in d.iter_mut().zip(&tile) {
-                    for (value, row) in line.iter_mut().zip(rows) {
-                        if let Some(row) = row {
-                            *value = load(&row[c0..], len);
+            for c0 in (0..c).step_by(V::LANES) {
+                let len = (c - c0).min(V::LANES);
+                // SAFETY: the caller makes sure that the CPU has `V`'s instruction set;
+                // each load reads at most the `len` values of its row from `c0` on that
+                // the row holds, each store writes at most the `len` values of its run
+                // from `t * c + c0` on that the run holds (the slices, bounds-checked).
+                unsafe {
+                    let mut d = [[V::zero(); A]; A];
+                    for (line, rows) in d.iter_mut().zip(&tile) {
+                        for (value, row) in line.iter_mut().zip(rows) {
+                            if let Some(row) = row {
+                                let src = &row[c0..];
+                                *value = V::load_part(len.min(src.len()), src.as_ptr());
+                            }
                         }
                     }
-                }
-                for (i, line) in input_2d(&d).iter().enumerate() {
-                    for (j, value) in line.iter().enumerate() {
-                        store(&mut outs[i * A + j][t * c + c0..], len, *value);
+                    for (i, line) in input_2d_in(&d).iter().enumerate() {
+                        for (j, value) in line.iter().enumerate() {
+                            let dst = &mut outs[i * A + j][t * c + c0..];
+                            value.store_part(len.min(dst.len()), dst.as_mut_ptr());
+                        }
                     }
                 }
             }
