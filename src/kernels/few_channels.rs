@@ -18,8 +18,6 @@
 //! Sums run in a fixed order per output, so results do not depend on the thread count.
 
 use super::simd::{self, F32s, Isa};
-#[cfg(target_arch = "x86_64")]
-use super::simd::{Avx2, Avx512};
 use super::{input_pos, min_items, transpose};
 use crate::layout::DataFormat;
 use crate::problem::Problem;
@@ -150,7 +148,6 @@ fn forward_f32(p: &Problem, format: DataFormat, x: &[f32], w: &[f32], y: &mut [f
         narrow_pixels(isa, cout)
     };
     let job = Job {
-        isa,
         p,
         x,
         image_rows: h.input,
@@ -249,8 +246,6 @@ struct Scratch {
 /// What every task shares.
 #[derive(Clone, Copy)]
 struct Job<'a> {
-    /// The instruction set the register loops run on (AVX-512 or AVX2).
-    isa: Isa,
     p: &'a Problem,
     /// The input, NHWC: input row `ih` of image `n` is line `n * image_rows + ih -
     /// first_row` (a band's staged rows on NCHW data, else the whole input).
@@ -287,13 +282,15 @@ impl Job<'_> {
                 let count = size;
                 self.locate(scratch, (n, oh), (ow, size, size));
                 let out = &mut y_row[ow * cout..][..count * cout];
-                // SAFETY (each call): the CPU has the instruction set, `self.isa`, which
-                // `forward` took from `simd::isa`.
-                #[cfg(target_arch = "x86_64")]
-                match self.isa {
-                    Isa::Avx512 => unsafe { self.block_avx512(scratch, count, out) },
-                    _ => unsafe { self.block_avx2(scratch, count, out) },
-                }
+                let block = Block {
+                    job: self,
+                    scratch,
+                    count,
+                    out,
+                };
+                // `forward` checked the instruction set, so the block runs.
+                let ran = simd::dispatch(block).is_ok();
+                debug_assert!(ran);
                 ow += size;
             }
         }
@@ -402,20 +399,6 @@ impl Job<'_> {
         let span = (scratch.pixels.max(1) - 1) * rows.step + self.window;
         assert!(rows.first + span <= data.len());
         data
-    }
-
-    /// [`Self::block`] on AVX-512F.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    fn block_avx512(&self, scratch: &Scratch, count: usize, out: &mut [f32]) {
-        self.block::<Avx512>(scratch, count, out);
-    }
-
-    /// [`Self::block`] on AVX2 with FMA.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    fn block_avx2(&self, scratch: &Scratch, count: usize, out: &mut [f32]) {
-        self.block::<Avx2>(scratch, count, out);
     }
 
     /// Every output channel of the block's first `count` pixels, into `out`, in the wide
@@ -665,7 +648,6 @@ fn backward_filter_f32(p: &Problem, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let window = wd.kernel * cin;
     let wide = cin <= WIDE_MAX_IN;
     let job = Job {
-        isa: simd::isa(),
         p,
         x,
         image_rows: h.input,
@@ -686,13 +668,15 @@ fn backward_filter_f32(p: &Problem, x: &[f32], dy: &[f32], dw: &mut [f32]) {
         for (ow0, count) in job.blocks(FILTER_PIXELS) {
             job.locate(scratch, (n, oh), (ow0, count, count));
             let dy = &dy[((n * h.output + oh) * wd.output + ow0) * cout..][..count * cout];
-            // SAFETY (each call): the CPU has the instruction set, `job.isa`, taken from
-            // `simd::isa` after `backward_filter` checked it.
-            #[cfg(target_arch = "x86_64")]
-            match job.isa {
-                Isa::Avx512 => unsafe { job.filter_block_avx512(scratch, dy, part) },
-                _ => unsafe { job.filter_block_avx2(scratch, dy, part) },
-            }
+            let block = FilterBlock {
+                job: &job,
+                scratch,
+                dy,
+                part: &mut *part,
+            };
+            // `backward_filter` checked the instruction set, so the block runs.
+            let ran = simd::dispatch(block).is_ok();
+            debug_assert!(ran);
             // Kernel rows wholly in the padding are skipped above; im2col (TensorFlow,
             // PyTorch) multiplies their zeros, so a NaN or infinity in `dy` reaches them
             // too: add `0 * dy` where that is not zero.
@@ -723,21 +707,39 @@ fn backward_filter_f32(p: &Problem, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     }
 }
 
+/// One block of the forward loops ([`Job::block`]): its first `count` pixels into `out`.
+struct Block<'b> {
+    job: &'b Job<'b>,
+    scratch: &'b Scratch,
+    count: usize,
+    out: &'b mut [f32],
+}
+
+impl simd::Kernel for Block<'_> {
+    type Output = ();
+    #[inline(always)]
+    unsafe fn run<V: F32s>(self) {
+        self.job.block::<V>(self.scratch, self.count, self.out);
+    }
+}
+
+/// One block of the filter gradient ([`Job::filter_block`]): its `dy` rows into `part`.
+struct FilterBlock<'b> {
+    job: &'b Job<'b>,
+    scratch: &'b Scratch,
+    dy: &'b [f32],
+    part: &'b mut [f32],
+}
+
+impl simd::Kernel for FilterBlock<'_> {
+    type Output = ();
+    #[inline(always)]
+    unsafe fn run<V: F32s>(self) {
+        self.job.filter_block::<V>(self.scratch, self.dy, self.part);
+    }
+}
+
 impl Job<'_> {
-    /// [`Self::filter_block`] on AVX-512F.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    fn filter_block_avx512(&self, scratch: &Scratch, dy: &[f32], part: &mut [f32]) {
-        self.filter_block::<Avx512>(scratch, dy, part);
-    }
-
-    /// [`Self::filter_block`] on AVX2 with FMA.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    fn filter_block_avx2(&self, scratch: &Scratch, dy: &[f32], part: &mut [f32]) {
-        self.filter_block::<Avx2>(scratch, dy, part);
-    }
-
     /// One block's share of the filter gradient, in the wide or the narrow form. The
     /// caller makes sure that the CPU has `V`'s instruction set.
     #[inline(always)]

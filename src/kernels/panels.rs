@@ -9,8 +9,6 @@
 //! indices, each in registers, added in turn), whatever the rows' blocking.
 
 use super::simd::{self, F32s, Isa};
-#[cfg(target_arch = "x86_64")]
-use super::simd::{Avx2, Avx512};
 use std::mem::MaybeUninit;
 
 /// Most rows of `a` per register block: two accumulators each, 24 in all on AVX-512 (12
@@ -63,95 +61,80 @@ pub(crate) fn multiply<O: Room>(
     out: &mut [O],
     offset: &dyn Fn(usize) -> usize,
 ) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    match simd::isa() {
-        // SAFETY (both calls): the CPU has the instruction set (`simd::isa`).
-        Isa::Avx512 => {
-            unsafe { run_avx512(a, depth, packed, out, offset) };
-            return true;
-        }
-        Isa::Avx2 => {
-            unsafe { run_avx2(a, depth, packed, out, offset) };
-            return true;
-        }
-        Isa::None => {}
-    }
-    let _ = (a, depth, packed, out, offset);
-    false
+    let product = Product {
+        a,
+        depth,
+        packed,
+        out,
+        offset,
+    };
+    simd::dispatch(product).is_ok()
 }
 
-/// [`run`] on AVX-512F: 12 rows of two registers per block, every panel at once (these
-/// chips have at least 1 MiB of L2 cache per core).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn run_avx512<O: Room>(
-    a: &[f32],
+/// [`multiply`]'s arguments, run for one register type.
+struct Product<'p, O> {
+    a: &'p [f32],
     depth: usize,
-    packed: &Packed,
-    out: &mut [O],
-    offset: &dyn Fn(usize) -> usize,
-) {
-    run::<Avx512, 12, O>(a, depth, packed, out, offset, usize::MAX);
+    packed: &'p Packed,
+    out: &'p mut [O],
+    offset: &'p dyn Fn(usize) -> usize,
 }
 
-/// [`run`] on AVX2 with FMA: 6 rows of two registers per block, panels in groups of
-/// [`AVX2_GROUP_BYTES`] (AVX2-only chips have 256-512 KiB of L2 per core: U-Net's deep
-/// up-convolution, 512 KiB of panels, 3.37 -> 3.25 ms at one thread on Zen 3).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn run_avx2<O: Room>(
-    a: &[f32],
-    depth: usize,
-    packed: &Packed,
-    out: &mut [O],
-    offset: &dyn Fn(usize) -> usize,
-) {
-    run::<Avx2, 6, O>(a, depth, packed, out, offset, AVX2_GROUP_BYTES);
-}
-
-/// Bytes of panels the AVX2 product runs every row of `a` through before the next ones.
+/// Bytes of panels the AVX2 product runs every row of `a` through before the next ones
+/// (AVX2-only chips have 256-512 KiB of L2 per core: U-Net's deep up-convolution, 512
+/// KiB of panels, 3.37 -> 3.25 ms at one thread on Zen 3). AVX-512 chips, with at least
+/// 1 MiB, take every panel at once.
 const AVX2_GROUP_BYTES: usize = 128 << 10;
 
-/// The panels in groups of at most `group_bytes` (at least one panel each); for each
-/// group, the rows of `a` in blocks of `ROWS`, then smaller blocks for the rest. The
-/// caller makes sure that the CPU has `V`'s instruction set.
-#[inline(always)]
-fn run<V: F32s, const ROWS: usize, O: Room>(
-    a: &[f32],
-    depth: usize,
-    packed: &Packed,
-    out: &mut [O],
-    offset: &dyn Fn(usize) -> usize,
-    group_bytes: usize,
-) {
-    let rows = a.len().checked_div(depth).unwrap_or(0);
-    let panel_bytes = depth * PANEL_COLS * std::mem::size_of::<f32>();
-    let per_group = (group_bytes / panel_bytes.max(1)).max(1);
-    let groups = packed
-        .blocks
-        .chunks(per_group)
-        .zip(packed.panels.chunks(per_group));
-    for group in groups {
-        let mut first = 0;
-        while first < rows {
-            let count = [ROWS, 8, 6, 4, 2, 1]
-                .into_iter()
-                .find(|&count| count <= ROWS && first + count <= rows)
-                .unwrap_or(1);
-            let block_a = &a[first * depth..][..count * depth];
-            let mut starts = [0; BLOCK_ROWS];
-            for (i, start) in starts.iter_mut().enumerate().take(count) {
-                *start = offset(first + i);
+impl<O: Room> simd::Kernel for Product<'_, O> {
+    type Output = ();
+
+    /// The panels in groups (see [`AVX2_GROUP_BYTES`]; at least one panel each); for
+    /// each group, the rows of `a` in blocks of 12 (AVX-512) or 6 (AVX2, 16 registers),
+    /// then smaller blocks for the rest.
+    #[inline(always)]
+    unsafe fn run<V: F32s>(self) {
+        let Product {
+            a,
+            depth,
+            packed,
+            out,
+            offset,
+        } = self;
+        let (block_rows, group_bytes) = if V::REGISTERS >= 32 {
+            (BLOCK_ROWS, usize::MAX)
+        } else {
+            (6, AVX2_GROUP_BYTES)
+        };
+        let rows = a.len().checked_div(depth).unwrap_or(0);
+        let panel_bytes = depth * PANEL_COLS * std::mem::size_of::<f32>();
+        let per_group = (group_bytes / panel_bytes.max(1)).max(1);
+        let groups = packed
+            .blocks
+            .chunks(per_group)
+            .zip(packed.panels.chunks(per_group));
+        for group in groups {
+            let mut first = 0;
+            while first < rows {
+                let count = [12, 8, 6, 4, 2, 1]
+                    .into_iter()
+                    .find(|&count| count <= block_rows && first + count <= rows)
+                    .unwrap_or(1);
+                let block_a = &a[first * depth..][..count * depth];
+                let mut starts = [0; BLOCK_ROWS];
+                for (i, start) in starts.iter_mut().enumerate().take(count) {
+                    *start = offset(first + i);
+                }
+                match count {
+                    12 => strip::<V, 12, O>(block_a, depth, group, out, &starts),
+                    8 => strip::<V, 8, O>(block_a, depth, group, out, &starts),
+                    6 => strip::<V, 6, O>(block_a, depth, group, out, &starts),
+                    4 => strip::<V, 4, O>(block_a, depth, group, out, &starts),
+                    2 => strip::<V, 2, O>(block_a, depth, group, out, &starts),
+                    _ => strip::<V, 1, O>(block_a, depth, group, out, &starts),
+                }
+                first += count;
             }
-            match count {
-                12 => strip::<V, 12, O>(block_a, depth, group, out, &starts),
-                8 => strip::<V, 8, O>(block_a, depth, group, out, &starts),
-                6 => strip::<V, 6, O>(block_a, depth, group, out, &starts),
-                4 => strip::<V, 4, O>(block_a, depth, group, out, &starts),
-                2 => strip::<V, 2, O>(block_a, depth, group, out, &starts),
-                _ => strip::<V, 1, O>(block_a, depth, group, out, &starts),
-            }
-            first += count;
         }
     }
 }

@@ -58,32 +58,67 @@ pub(crate) fn avx512() -> bool {
 /// Runs `f` compiled for the best instruction set [`isa`] allows (AVX-512F with FMA, or
 /// AVX2 with FMA), so that portable loops inlined into `f` vectorise with those
 /// registers; else as it is (baseline x86-64: SSE2). Results do not change: Rust
-/// contracts no multiply-add of its own, so the same operations run in each.
+/// contracts no multiply-add of its own, so the same operations run in each. Mark `f`
+/// `#[inline(always)]`: a closure left to itself is compiled as a function of its own,
+/// for baseline x86-64 (Winograd's portable loops were, 6-20% of a call).
 #[inline(always)]
 pub(crate) fn vectorised<R>(f: impl FnOnce() -> R) -> R {
+    dispatch(Portable(f)).unwrap_or_else(|Portable(f)| f())
+}
+
+/// A closure of portable code as a [`Kernel`]: it runs as it is, compiled inside
+/// [`dispatch`]'s function for the instruction set.
+struct Portable<F>(F);
+
+impl<R, F: FnOnce() -> R> Kernel for Portable<F> {
+    type Output = R;
+    #[inline(always)]
+    unsafe fn run<V: F32s>(self) -> R {
+        (self.0)()
+    }
+}
+
+/// A computation written once over the register type, entered by [`dispatch`].
+pub(crate) trait Kernel {
+    /// What the computation returns.
+    type Output;
+    /// Runs with registers of `V`. Implementations are `#[inline(always)]`, so that they
+    /// compile inside [`dispatch`]'s function for `V`'s instruction set.
+    ///
+    /// # Safety
+    /// The CPU has `V`'s instruction set.
+    unsafe fn run<V: F32s>(self) -> Self::Output;
+}
+
+/// Runs `kernel` with the registers of the best instruction set [`isa`] allows; the
+/// kernel back, not run, where the CPU has neither AVX-512F nor AVX2 with FMA.
+#[inline(always)]
+pub(crate) fn dispatch<K: Kernel>(kernel: K) -> Result<K::Output, K> {
     #[cfg(target_arch = "x86_64")]
     match isa() {
-        // SAFETY (both calls): the CPU has the instruction set (`isa`); the wrappers
-        // only call `f`.
-        Isa::Avx512 => return unsafe { with_avx512(f) },
-        Isa::Avx2 => return unsafe { with_avx2(f) },
+        // SAFETY (both calls): the CPU has the instruction set (`isa`).
+        Isa::Avx512 => return Ok(unsafe { kernel_avx512(kernel) }),
+        Isa::Avx2 => return Ok(unsafe { kernel_avx2(kernel) }),
         Isa::None => {}
     }
-    f()
+    Err(kernel)
 }
 
-/// Calls `f` in a function compiled with AVX-512F and FMA.
+/// Runs `kernel` with [`Avx512`] registers, compiled with AVX-512F (and the AVX2 and
+/// FMA it implies).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
-    f()
+fn kernel_avx512<K: Kernel>(kernel: K) -> K::Output {
+    // SAFETY: the CPU has AVX-512F (this function's feature).
+    unsafe { kernel.run::<Avx512>() }
 }
 
-/// Calls `f` in a function compiled with AVX2 and FMA.
+/// Runs `kernel` with [`Avx2`] registers, compiled with AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
-    f()
+fn kernel_avx2<K: Kernel>(kernel: K) -> K::Output {
+    // SAFETY: the CPU has AVX2 and FMA (this function's features).
+    unsafe { kernel.run::<Avx2>() }
 }
 
 /// A register of f32 lanes.

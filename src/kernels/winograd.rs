@@ -9,8 +9,8 @@
 //! `alpha^2` products per (input, output) channel pair instead of `m^2 r^2`, and those
 //! products are `alpha^2` independent GEMMs over channels. In f32 (AVX-512, or AVX2
 //! with FMA) those run in [`super::panels`]' register-blocked product, the filter
-//! transformed (on AVX-512 straight) into its packed panels once per call (the `gemm` crate packs its right-hand side on every
-//! call, once per task and point: C1 0.93 -> 0.83 ms, T4 4.86 -> 4.63 ms), and the
+//! transformed (on AVX-512 straight) into its packed panels once per call (the `gemm`
+//! crate packs its right-hand side on every call, once per task and point: C1 0.93 -> 0.83 ms, T4 4.86 -> 4.63 ms), and the
 //! input and output transforms run with constant coefficients in registers
 //! ([`super::winograd_fixed`]) instead of the matrices' sparse rows through memory
 //! (C1 0.84 -> 0.63 ms, T4 4.41 -> 3.63, C2 4.35 -> 3.53).
@@ -18,8 +18,6 @@
 use super::gemm::{gemm, Mat, MatMut};
 use super::panels::{self, Packed, Panel, PANEL_COLS};
 use super::simd::{self, F32s};
-#[cfg(target_arch = "x86_64")]
-use super::simd::{Avx2, Avx512};
 use super::stream;
 use super::transpose;
 use super::winograd_fixed::{input_2d_in, output_2d_in};
@@ -695,8 +693,9 @@ type Task<'o, T> = (usize, usize, usize, usize, Vec<Option<Row<'o, T>>>);
 
 /// The transformed filter `U[xi][nu][k][col]` as the products read it.
 enum Filter<T> {
-    /// f32 with the panel product and more than a register of columns: the planes packed for the
-    /// panel product, `[chunk][plane]` (each chunk's columns on their own).
+    /// f32 with the panel product and more than a register of columns: the planes
+    /// packed for the panel product, `[chunk][plane]` (each chunk's columns on their
+    /// own).
     Packed(Vec<Packed>),
     /// For the `gemm` front: the planes as they are.
     Plain(Vec<T>),
@@ -720,7 +719,10 @@ struct Job<'a, T> {
 impl<T: Element> Job<'_, T> {
     fn run(&self, scratch: &mut Scratch<T>, task: Task<'_, T>) {
         // The portable loops compiled for AVX-512 or AVX2 where the CPU has them.
-        simd::vectorised(|| self.run_portable(scratch, task));
+        simd::vectorised(
+            #[inline(always)]
+            || self.run_portable(scratch, task),
+        );
     }
 
     /// One task: the tiles of tile rows `r0..r1` of the batch, result columns of height
@@ -938,48 +940,31 @@ impl<T: Element> Job<'_, T> {
 /// written nothing, where `alpha` has no such transform or the CPU neither AVX-512F nor
 /// AVX2 with FMA.
 fn fixed_input(alpha: usize, d: &[f32], v: &mut [f32], at: (usize, usize, usize)) -> bool {
-    // SAFETY (both calls): the CPU has the instruction set (`simd::isa`).
-    #[cfg(target_arch = "x86_64")]
-    match simd::isa() {
-        simd::Isa::Avx512 => return unsafe { fixed_input_avx512(alpha, d, v, at) },
-        simd::Isa::Avx2 => return unsafe { fixed_input_avx2(alpha, d, v, at) },
-        simd::Isa::None => {}
-    }
-    let _ = (alpha, d, v, at);
-    false
+    simd::dispatch(FixedInput { alpha, d, v, at }).unwrap_or(false)
 }
 
-/// [`fixed_input_in`] on AVX-512F.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn fixed_input_avx512(alpha: usize, d: &[f32], v: &mut [f32], at: (usize, usize, usize)) -> bool {
-    fixed_input_in::<Avx512>(alpha, d, v, at)
-}
-
-/// [`fixed_input_in`] on AVX2 with FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn fixed_input_avx2(alpha: usize, d: &[f32], v: &mut [f32], at: (usize, usize, usize)) -> bool {
-    fixed_input_in::<Avx2>(alpha, d, v, at)
-}
-
-/// [`fixed_input`] in registers of `V`. The caller makes sure that the CPU has `V`'s
-/// instruction set.
-#[inline(always)]
-fn fixed_input_in<V: F32s>(
+/// [`fixed_input`]'s arguments, run for one register type.
+struct FixedInput<'a> {
     alpha: usize,
-    d: &[f32],
-    v: &mut [f32],
+    d: &'a [f32],
+    v: &'a mut [f32],
     at: (usize, usize, usize),
-) -> bool {
-    match alpha {
-        3 => fixed_input_tile::<V, 3>(d, v, at),
-        4 => fixed_input_tile::<V, 4>(d, v, at),
-        5 => fixed_input_tile::<V, 5>(d, v, at),
-        6 => fixed_input_tile::<V, 6>(d, v, at),
-        _ => return false,
+}
+
+impl simd::Kernel for FixedInput<'_> {
+    type Output = bool;
+    #[inline(always)]
+    unsafe fn run<V: F32s>(self) -> bool {
+        let FixedInput { alpha, d, v, at } = self;
+        match alpha {
+            3 => fixed_input_tile::<V, 3>(d, v, at),
+            4 => fixed_input_tile::<V, 4>(d, v, at),
+            5 => fixed_input_tile::<V, 5>(d, v, at),
+            6 => fixed_input_tile::<V, 6>(d, v, at),
+            _ => return false,
+        }
+        true
     }
-    true
 }
 
 /// One tile of [`fixed_input`], its `LANES` channels `V::LANES` at a time.
@@ -1026,66 +1011,50 @@ fn fixed_output(
     y: &mut [f32],
     y_stride: usize,
 ) -> bool {
-    // SAFETY (both calls): the CPU has the instruction set (`simd::isa`).
-    #[cfg(target_arch = "x86_64")]
-    match simd::isa() {
-        simd::Isa::Avx512 => return unsafe { fixed_output_avx512(shape, prod, at, y, y_stride) },
-        simd::Isa::Avx2 => return unsafe { fixed_output_avx2(shape, prod, at, y, y_stride) },
-        simd::Isa::None => {}
-    }
-    let _ = (shape, prod, at, y, y_stride);
-    false
+    let transform = FixedOutput {
+        shape,
+        prod,
+        at,
+        y,
+        y_stride,
+    };
+    simd::dispatch(transform).unwrap_or(false)
 }
 
-/// [`fixed_output_in`] on AVX-512F.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn fixed_output_avx512(
+/// [`fixed_output`]'s arguments, run for one register type.
+struct FixedOutput<'a> {
     shape: (usize, usize),
-    prod: &[f32],
+    prod: &'a [f32],
     at: (usize, usize, usize),
-    y: &mut [f32],
+    y: &'a mut [f32],
     y_stride: usize,
-) -> bool {
-    fixed_output_in::<Avx512>(shape, prod, at, y, y_stride)
 }
 
-/// [`fixed_output_in`] on AVX2 with FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn fixed_output_avx2(
-    shape: (usize, usize),
-    prod: &[f32],
-    at: (usize, usize, usize),
-    y: &mut [f32],
-    y_stride: usize,
-) -> bool {
-    fixed_output_in::<Avx2>(shape, prod, at, y, y_stride)
-}
-
-/// [`fixed_output`] in registers of `V`. The caller makes sure that the CPU has `V`'s
-/// instruction set.
-#[inline(always)]
-fn fixed_output_in<V: F32s>(
-    (m, alpha): (usize, usize),
-    prod: &[f32],
-    at: (usize, usize, usize),
-    y: &mut [f32],
-    y_stride: usize,
-) -> bool {
-    match (m, alpha) {
-        (2, 3) => fixed_output_tile::<V, 2, 3>(prod, at, y, y_stride),
-        (2, 4) => fixed_output_tile::<V, 2, 4>(prod, at, y, y_stride),
-        (2, 5) => fixed_output_tile::<V, 2, 5>(prod, at, y, y_stride),
-        (2, 6) => fixed_output_tile::<V, 2, 6>(prod, at, y, y_stride),
-        (3, 4) => fixed_output_tile::<V, 3, 4>(prod, at, y, y_stride),
-        (3, 5) => fixed_output_tile::<V, 3, 5>(prod, at, y, y_stride),
-        (3, 6) => fixed_output_tile::<V, 3, 6>(prod, at, y, y_stride),
-        (4, 5) => fixed_output_tile::<V, 4, 5>(prod, at, y, y_stride),
-        (4, 6) => fixed_output_tile::<V, 4, 6>(prod, at, y, y_stride),
-        _ => return false,
+impl simd::Kernel for FixedOutput<'_> {
+    type Output = bool;
+    #[inline(always)]
+    unsafe fn run<V: F32s>(self) -> bool {
+        let FixedOutput {
+            shape,
+            prod,
+            at,
+            y,
+            y_stride,
+        } = self;
+        match shape {
+            (2, 3) => fixed_output_tile::<V, 2, 3>(prod, at, y, y_stride),
+            (2, 4) => fixed_output_tile::<V, 2, 4>(prod, at, y, y_stride),
+            (2, 5) => fixed_output_tile::<V, 2, 5>(prod, at, y, y_stride),
+            (2, 6) => fixed_output_tile::<V, 2, 6>(prod, at, y, y_stride),
+            (3, 4) => fixed_output_tile::<V, 3, 4>(prod, at, y, y_stride),
+            (3, 5) => fixed_output_tile::<V, 3, 5>(prod, at, y, y_stride),
+            (3, 6) => fixed_output_tile::<V, 3, 6>(prod, at, y, y_stride),
+            (4, 5) => fixed_output_tile::<V, 4, 5>(prod, at, y, y_stride),
+            (4, 6) => fixed_output_tile::<V, 4, 6>(prod, at, y, y_stride),
+            _ => return false,
+        }
+        true
     }
-    true
 }
 
 /// One tile of [`fixed_output`], its `len` columns `V::LANES` at a time.

@@ -13,9 +13,7 @@
 //! and `dy` the block's tiles touch, copied channels-last by blocked transposes.
 
 use super::gemm::{gemm, Mat, MatMut};
-#[cfg(target_arch = "x86_64")]
-use super::simd::{Avx2, Avx512};
-use super::simd::{F32s, Isa};
+use super::simd::F32s;
 use super::transpose;
 use super::winograd::{sparse_rows, Transforms, MAX_ALPHA};
 use crate::element::Element;
@@ -434,9 +432,29 @@ fn transform_tiles<'a, T: Element>(
                 return;
             }
             // The portable loops compiled for AVX-512 or AVX2 where the CPU has them.
-            super::simd::vectorised(|| job.run(block * TILES_PER_TASK, &mut runs, half));
+            super::simd::vectorised(
+                #[inline(always)]
+                || job.run(block * TILES_PER_TASK, &mut runs, half),
+            );
         },
     );
+}
+
+/// [`TransformJob::run_fixed`]'s arguments, run for one register type.
+struct FixedTiles<'j, 'r, 's, 'm, T, F> {
+    job: &'j TransformJob<'m, T, F>,
+    first: usize,
+    runs: &'r mut [&'s mut [T]],
+}
+
+impl<'a, T: Element, F: Fn(usize, usize, usize) -> Option<&'a [T]>> super::simd::Kernel
+    for FixedTiles<'_, '_, '_, '_, T, F>
+{
+    type Output = bool;
+    #[inline(always)]
+    unsafe fn run<V: F32s>(self) -> bool {
+        self.job.run_fixed_in::<V>(self.first, self.runs)
+    }
 }
 
 /// What [`transform_tiles`] needs in each task.
@@ -454,29 +472,12 @@ impl<'a, T: Element, F: Fn(usize, usize, usize) -> Option<&'a [T]>> TransformJob
     /// where `T` is not f32, there is no fixed transform for the tile size or the CPU has
     /// neither instruction set.
     fn run_fixed(&self, first: usize, runs: &mut [&mut [T]]) -> bool {
-        // SAFETY (both calls): the CPU has the instruction set (`simd::isa`).
-        #[cfg(target_arch = "x86_64")]
-        match super::simd::isa() {
-            Isa::Avx512 => return unsafe { self.run_fixed_avx512(first, runs) },
-            Isa::Avx2 => return unsafe { self.run_fixed_avx2(first, runs) },
-            Isa::None => {}
-        }
-        let _ = (first, runs);
-        false
-    }
-
-    /// [`Self::run_fixed_in`] on AVX-512F.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    fn run_fixed_avx512(&self, first: usize, runs: &mut [&mut [T]]) -> bool {
-        self.run_fixed_in::<Avx512>(first, runs)
-    }
-
-    /// [`Self::run_fixed_in`] on AVX2 with FMA.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    fn run_fixed_avx2(&self, first: usize, runs: &mut [&mut [T]]) -> bool {
-        self.run_fixed_in::<Avx2>(first, runs)
+        let tiles = FixedTiles {
+            job: self,
+            first,
+            runs,
+        };
+        super::simd::dispatch(tiles).unwrap_or(false)
     }
 
     /// [`Self::run_fixed`] in registers of `V`. The caller makes sure that the CPU has
