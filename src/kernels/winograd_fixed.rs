@@ -192,9 +192,14 @@ pub(crate) fn store(dst: &mut [f32], len: usize, value: std::arch::x86_64::__m51
 #[inline(always)]
 pub(crate) fn input_2d_in<V: F32s, const A: usize>(d: &[[V; A]; A]) -> [[V; A]; A] {
     // half[xi][b] = sum_a BT[xi][a] d[a][b]; V[xi][nu] = sum_b BT[nu][b] half[xi][b].
+    // (Plain loops, no closures: a closure is a function of its own, which may not be
+    // inlined and is then compiled without the caller's instruction set.)
     let mut half = *d;
     for b in 0..A {
-        let column: [V; A] = std::array::from_fn(|a| d[a][b]);
+        let mut column = d[0];
+        for a in 0..A {
+            column[a] = d[a][b];
+        }
         let mut out = column;
         input_1d(&column, &mut out);
         for xi in 0..A {
@@ -217,7 +222,10 @@ pub(crate) fn output_2d_in<V: F32s, const M: usize, const A: usize>(
     // half[a][nu] = sum_xi AT[a][xi] P[xi][nu]; Y[a][b] = sum_nu AT[b][nu] half[a][nu].
     let mut half = [p[0]; M];
     for nu in 0..A {
-        let column: [V; A] = std::array::from_fn(|xi| p[xi][nu]);
+        let mut column = p[0];
+        for xi in 0..A {
+            column[xi] = p[xi][nu];
+        }
         let mut out = [column[0]; M];
         output_1d(&column, &mut out);
         for a in 0..M {
@@ -239,8 +247,21 @@ pub(crate) fn input_2d<const A: usize>(
     d: &[[std::arch::x86_64::__m512; A]; A],
 ) -> [[std::arch::x86_64::__m512; A]; A] {
     // SAFETY: the CPU has AVX-512F (this function's feature).
-    let d = d.map(|line| line.map(|value| unsafe { Avx512::from_raw(value) }));
-    input_2d_in(&d).map(|line| line.map(Avx512::raw))
+    let zero = unsafe { Avx512::zero() };
+    let mut values = [[zero; A]; A];
+    for (values, d) in values.iter_mut().zip(d) {
+        for (value, &d) in values.iter_mut().zip(d) {
+            // SAFETY: as above.
+            *value = unsafe { Avx512::from_raw(d) };
+        }
+    }
+    let mut out = *d;
+    for (out, v) in out.iter_mut().zip(input_2d_in(&values)) {
+        for (out, v) in out.iter_mut().zip(v) {
+            *out = v.raw();
+        }
+    }
+    out
 }
 
 /// [`output_2d_in`] on AVX-512 registers.
@@ -251,8 +272,21 @@ pub(crate) fn output_2d<const M: usize, const A: usize>(
     p: &[[std::arch::x86_64::__m512; A]; A],
 ) -> [[std::arch::x86_64::__m512; M]; M] {
     // SAFETY: the CPU has AVX-512F (this function's feature).
-    let p = p.map(|line| line.map(|value| unsafe { Avx512::from_raw(value) }));
-    output_2d_in::<Avx512, M, A>(&p).map(|line| line.map(Avx512::raw))
+    let zero = unsafe { Avx512::zero() };
+    let mut values = [[zero; A]; A];
+    for (values, p) in values.iter_mut().zip(p) {
+        for (value, &p) in values.iter_mut().zip(p) {
+            // SAFETY: as above.
+            *value = unsafe { Avx512::from_raw(p) };
+        }
+    }
+    let mut out = [[zero.raw(); M]; M];
+    for (out, y) in out.iter_mut().zip(output_2d_in::<Avx512, M, A>(&values)) {
+        for (out, y) in out.iter_mut().zip(y) {
+            *out = y.raw();
+        }
+    }
+    out
 }
 
 #[cfg(test)]
