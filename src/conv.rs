@@ -82,6 +82,7 @@ pub fn try_zeros<T: Element>(arg: &str, shape: [usize; 4]) -> Result<Array4<T>> 
 
 /// `y = conv(x, w)`: x NHWC, w HWIO, result NHWC.
 pub fn forward<T: Element>(p: &Problem, x: ArrayView4<T>, w: ArrayView4<T>) -> Result<Array4<T>> {
+    p.check()?;
     forward_with(ForwardPlan::choose(p), p, x, w)
 }
 
@@ -107,6 +108,7 @@ pub fn forward_in<T: Element>(
     x: ArrayView4<T>,
     w: ArrayView4<T>,
 ) -> Result<Array4<T>> {
+    p.check()?;
     forward_in_with(ForwardPlan::choose(p), format, p, x, w)
 }
 
@@ -118,6 +120,7 @@ pub fn forward_in_with<T: Element>(
     x: ArrayView4<T>,
     w: ArrayView4<T>,
 ) -> Result<Array4<T>> {
+    p.check()?;
     check("input", x.shape(), format.from_nhwc_shape(p.input_shape()))?;
     check("filter", w.shape(), p.filter_shape())?;
     let (x, w) = (standard(x), standard(w));
@@ -147,6 +150,7 @@ pub fn backward_data<T: Element>(
     dy: ArrayView4<T>,
     w: ArrayView4<T>,
 ) -> Result<Array4<T>> {
+    p.check()?;
     backward_data_with(DataPlan::choose(p), p, dy, w)
 }
 
@@ -184,6 +188,7 @@ pub fn backward_data_in<T: Element>(
     dy: ArrayView4<T>,
     w: ArrayView4<T>,
 ) -> Result<Array4<T>> {
+    p.check()?;
     backward_data_in_with(DataPlan::choose(p), format, p, dy, w)
 }
 
@@ -195,6 +200,7 @@ pub fn backward_data_in_with<T: Element>(
     dy: ArrayView4<T>,
     w: ArrayView4<T>,
 ) -> Result<Array4<T>> {
+    p.check()?;
     check(
         "out_backprop",
         dy.shape(),
@@ -227,6 +233,7 @@ pub fn backward_filter<T: Element>(
     x: ArrayView4<T>,
     dy: ArrayView4<T>,
 ) -> Result<Array4<T>> {
+    p.check()?;
     backward_filter_with(FilterPlan::choose(p), p, x, dy)
 }
 
@@ -263,6 +270,7 @@ pub fn backward_filter_in<T: Element>(
     x: ArrayView4<T>,
     dy: ArrayView4<T>,
 ) -> Result<Array4<T>> {
+    p.check()?;
     backward_filter_in_with(FilterPlan::choose(p), format, p, x, dy)
 }
 
@@ -274,6 +282,7 @@ pub fn backward_filter_in_with<T: Element>(
     x: ArrayView4<T>,
     dy: ArrayView4<T>,
 ) -> Result<Array4<T>> {
+    p.check()?;
     check("input", x.shape(), format.from_nhwc_shape(p.input_shape()))?;
     check(
         "out_backprop",

@@ -33,7 +33,7 @@ use crate::conv;
 use crate::element::Element;
 use crate::error::{ConvError, Result};
 use crate::layout::DataFormat;
-use crate::problem::{Axis, AxisPadding, Problem, Taps, TransposedWindow};
+use crate::problem::{grouped_channels, Axis, AxisPadding, Problem, Taps, TransposedWindow};
 use crate::torch::{check_bias, groups_of, hwio, nchw, weight_oihw};
 use ndarray::{Array4, ArrayView1, ArrayView4};
 
@@ -207,14 +207,13 @@ pub fn conv_problem(
             ),
         });
     }
-    if x[1] != w[1] * group {
+    let in_channels = grouped_channels("W", w[1], group)?;
+    if x[1] != in_channels {
         return Err(ConvError::Channels {
             arg: "X".into(),
             message: format!(
-                "has C = {} channels; legal: W dimension 1 x group = {} x {group} = {}",
-                x[1],
-                w[1],
-                w[1] * group
+                "has C = {} channels; legal: W dimension 1 x group = {} x {group} = {in_channels}",
+                x[1], w[1],
             ),
         });
     }
@@ -288,7 +287,8 @@ pub fn conv_transpose_problem(
             ),
         });
     }
-    check_bias("B", b, w[1] * group)?;
+    let out_channels = grouped_channels("W", w[1], group)?;
+    check_bias("B", b, out_channels)?;
     let pads = attrs.pads()?;
     let output_shape = match &attrs.output_shape {
         None => None,
@@ -336,7 +336,7 @@ pub fn conv_transpose_problem(
         )
     };
     let (h, wd) = (axis(0, "height")?, axis(1, "width")?);
-    Problem::new(x[0], w[1] * group, x[1], group, h, wd)
+    Problem::new(x[0], out_channels, x[1], group, h, wd)
 }
 
 /// ONNX `Conv(X, W, B)`.

@@ -91,6 +91,18 @@ pub struct Axis {
     pub pad_after: i64,
 }
 
+/// The channels of `groups` groups of `per_group` channels each (a weight dimension
+/// times the groups), or a [`ConvError::TooLarge`] naming `arg` where the product
+/// overflows.
+pub(crate) fn grouped_channels(arg: &str, per_group: usize, groups: usize) -> Result<usize> {
+    per_group.checked_mul(groups).ok_or_else(|| {
+        too_large(
+            arg,
+            &format!("{per_group} channels per group x {groups} groups"),
+        )
+    })
+}
+
 fn too_large(arg: &str, what: &str) -> ConvError {
     ConvError::TooLarge {
         arg: arg.into(),
@@ -119,10 +131,57 @@ pub fn effective_kernel(kernel: usize, dilation: usize) -> Result<usize> {
         .ok_or_else(|| too_large("filter", "effective kernel size (kernel-1)*dilation+1"))
 }
 
+/// The furthest window position an axis may reach (its input plus padding, or its
+/// outputs times the stride plus the kernel's extent): every position then fits the
+/// kernels' signed index arithmetic, with room to spare.
+pub const MAX_EXTENT: usize = 1 << 62;
+
 impl Axis {
     /// Effective kernel extent `(kernel - 1) * dilation + 1`.
     pub fn effective_kernel(&self) -> usize {
         (self.kernel - 1) * self.dilation + 1
+    }
+
+    /// Checks that the axis is one the size rules make (as [`Axis::forward`] and the
+    /// transposed constructors do): kernel, stride and dilation at least 1, `output` the
+    /// forward rule's size for `input` and the padding, and no window position past
+    /// [`MAX_EXTENT`]. `axis` names the axis in the error.
+    ///
+    /// ```
+    /// use convt::problem::{Axis, AxisPadding, Taps};
+    /// let mut a = Axis::forward("height", 7, Taps::new(3, 2, 1), AxisPadding::Valid).unwrap();
+    /// assert!(a.check("height").is_ok());
+    /// a.output = 4; // VALID gives (7 - 3) / 2 + 1 = 3
+    /// assert!(a.check("height").unwrap_err().to_string().contains("gives 3"));
+    /// ```
+    pub fn check(&self, axis: &str) -> Result<()> {
+        let ek = Taps::new(self.kernel, self.stride, self.dilation).check(axis)? as i128;
+        let before = self.input as i128 + self.pad_before as i128;
+        let padded = before + self.pad_after as i128;
+        if before.max(padded) > MAX_EXTENT as i128 {
+            return Err(ConvError::TooLarge {
+                arg: axis.into(),
+                message: format!(
+                    "input {} with padding ({}, {}) reaches past 2^62 window positions",
+                    self.input, self.pad_before, self.pad_after
+                ),
+            });
+        }
+        let expected = if padded >= ek {
+            (padded - ek) / self.stride as i128 + 1
+        } else {
+            0
+        };
+        if self.output > 0 && expected != self.output as i128 {
+            return Err(ConvError::Argument {
+                arg: axis.into(),
+                message: format!(
+                    "output size {} does not follow from input {}, padding ({}, {}), kernel {}, stride {}, dilation {}: the forward rule gives {expected}",
+                    self.output, self.input, self.pad_before, self.pad_after, self.kernel, self.stride, self.dilation
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// The forward rule: resolve padding and compute the output size for `input`.
@@ -599,6 +658,31 @@ impl Problem {
         height: Axis,
         width: Axis,
     ) -> Result<Problem> {
+        let p = Problem {
+            batch,
+            in_channels,
+            out_channels,
+            groups,
+            height,
+            width,
+        };
+        p.check()?;
+        Ok(p)
+    }
+
+    /// Checks the problem as [`Problem::new`] does (a problem's fields are public, so
+    /// one built or changed by hand may break the rules): groups at least 1 and dividing
+    /// both channel counts, both axes as [`Axis::check`] wants them, and every tensor's
+    /// element count addressable. Every computing entry point checks its problem.
+    pub fn check(&self) -> Result<()> {
+        let Problem {
+            in_channels,
+            out_channels,
+            groups,
+            height,
+            width,
+            ..
+        } = *self;
         if groups == 0 {
             return Err(ConvError::NotPositive {
                 arg: "groups".into(),
@@ -621,18 +705,12 @@ impl Problem {
                 ),
             });
         }
-        let p = Problem {
-            batch,
-            in_channels,
-            out_channels,
-            groups,
-            height,
-            width,
-        };
-        product("input", &p.input_shape())?;
-        product("output", &p.output_shape())?;
-        product("filter", &p.filter_shape())?;
-        Ok(p)
+        height.check("height")?;
+        width.check("width")?;
+        product("input", &self.input_shape())?;
+        product("output", &self.output_shape())?;
+        product("filter", &self.filter_shape())?;
+        Ok(())
     }
 
     /// Forward input shape, NHWC.

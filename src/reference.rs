@@ -19,6 +19,7 @@ fn source(o: usize, k: usize, axis: &crate::problem::Axis) -> Option<usize> {
 
 /// `y[n, oh, ow, co] = sum_{kh, kw, ci} x[n, oh*s - pb + kh*d, ow*s - pb + kw*d, g*Cg + ci] * w[kh, kw, ci, co]`.
 pub fn forward<T: Element>(p: &Problem, x: ArrayView4<T>, w: ArrayView4<T>) -> Result<Array4<T>> {
+    p.check()?;
     check("input", x.shape(), p.input_shape())?;
     check("filter", w.shape(), p.filter_shape())?;
     let (cg, og) = (p.in_per_group(), p.out_per_group());
@@ -52,6 +53,7 @@ pub fn backward_data<T: Element>(
     dy: ArrayView4<T>,
     w: ArrayView4<T>,
 ) -> Result<Array4<T>> {
+    p.check()?;
     check("out_backprop", dy.shape(), p.output_shape())?;
     check("filter", w.shape(), p.filter_shape())?;
     let (cg, og) = (p.in_per_group(), p.out_per_group());
@@ -81,6 +83,7 @@ pub fn backward_filter<T: Element>(
     x: ArrayView4<T>,
     dy: ArrayView4<T>,
 ) -> Result<Array4<T>> {
+    p.check()?;
     check("input", x.shape(), p.input_shape())?;
     check("out_backprop", dy.shape(), p.output_shape())?;
     let (cg, og) = (p.in_per_group(), p.out_per_group());

@@ -21,7 +21,7 @@ use crate::conv;
 use crate::element::Element;
 use crate::error::{ConvError, Result};
 use crate::layout::DataFormat;
-use crate::problem::{Axis, AxisPadding, Problem, Taps, TransposedWindow};
+use crate::problem::{grouped_channels, Axis, AxisPadding, Problem, Taps, TransposedWindow};
 use crate::tf::IntList;
 use ndarray::{Array4, ArrayView1, ArrayView4};
 
@@ -268,14 +268,13 @@ pub fn conv2d_problem(
             ),
         });
     }
-    if x[1] != w[1] * groups {
+    let in_channels = grouped_channels("weight", w[1], groups)?;
+    if x[1] != in_channels {
         return Err(ConvError::Channels {
             arg: "input".into(),
             message: format!(
-                "has {} channels; legal: weight dimension 1 x groups = {} x {groups} = {}",
-                x[1],
-                w[1],
-                w[1] * groups
+                "has {} channels; legal: weight dimension 1 x groups = {} x {groups} = {in_channels}",
+                x[1], w[1],
             ),
         });
     }
@@ -363,7 +362,8 @@ pub fn conv_transpose2d_problem(
             ),
         });
     }
-    check_bias("bias", bias, w[1] * groups)?;
+    let out_channels = grouped_channels("weight", w[1], groups)?;
+    check_bias("bias", bias, out_channels)?;
     let axis = |a: usize, name: &str| {
         let window = TransposedWindow::Torch {
             padding: padding[a],
@@ -377,7 +377,7 @@ pub fn conv_transpose2d_problem(
         )
     };
     let (h, wd) = (axis(0, "height")?, axis(1, "width")?);
-    Problem::new(x[0], w[1] * groups, x[1], groups, h, wd)
+    Problem::new(x[0], out_channels, x[1], groups, h, wd)
 }
 
 /// The forward filter (HWIO) of an OIHW weight, or of a transposed op's IOHW weight.

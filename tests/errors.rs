@@ -173,6 +173,98 @@ fn illegal_output_shape_lists_the_legal_sizes() {
     assert_eq!(r.unwrap().shape(), vec![1, 6, 5, 1]);
 }
 
+/// A weight dimension times the groups that overflows (found by fuzzing with overflow
+/// checks on) is refused as too large, naming the weight, in PyTorch's and ONNX's
+/// grouped ops; shapes only, so nothing is allocated.
+#[test]
+fn grouped_channels_that_overflow() {
+    let huge = 1usize << 62;
+    for (op, input, weight, w, groups) in [
+        (
+            "torch.nn.functional.conv_transpose2d",
+            "input",
+            "weight",
+            "weight",
+            "groups",
+        ),
+        (
+            "torch.nn.functional.conv2d",
+            "input",
+            "weight",
+            "weight",
+            "groups",
+        ),
+        ("onnx.ConvTranspose", "X", "W", "W", "group"),
+        ("onnx.Conv", "X", "W", "W", "group"),
+    ] {
+        let mut args = Args::new();
+        args.insert(&format!("{input}_shape"), Arg::Json(json!([1, 8, 3, 3])));
+        args.insert(
+            &format!("{weight}_shape"),
+            Arg::Json(json!([8, huge, 1, 1])),
+        );
+        args.insert(groups, Arg::Json(json!(8)));
+        let e = call::problem(op, &args).expect_err("must be refused");
+        let m = e.to_string();
+        assert!(
+            matches!(e, ConvError::TooLarge { .. })
+                && m.contains(&format!("`{w}`"))
+                && m.contains("overflows"),
+            "{op}: {m}"
+        );
+    }
+}
+
+/// A problem built or changed by hand (its fields are public) is checked by every
+/// computing entry point: a zero stride, an output size the padding does not give, and
+/// window positions past 2^62 (found by fuzzing with overflow checks on: a 2^63 stride
+/// and padding) are typed errors naming the axis, in all three directions and in the
+/// reference, never a panic.
+#[test]
+fn hand_built_problems_are_checked() {
+    use convt::problem::{Axis, AxisPadding, Problem, Taps};
+    let axis = Axis::forward("height", 5, Taps::new(3, 1, 1), AxisPadding::Valid).unwrap();
+    let good = Problem::new(1, 2, 2, 1, axis, axis).unwrap();
+    let huge = (1usize << 63) - 256;
+    let mut zero_stride = good;
+    zero_stride.height.stride = 0;
+    let mut wrong_output = good;
+    wrong_output.width.output = 4;
+    let mut far = good;
+    (
+        far.height.stride,
+        far.height.pad_before,
+        far.height.pad_after,
+    ) = (huge, huge, huge as i64);
+    for (p, kind, words) in [
+        (zero_stride, "NotPositive", "strides (height)"),
+        (wrong_output, "Argument", "the forward rule gives 3"),
+        (far, "TooLarge", "2^62"),
+    ] {
+        let x = Array4::<f64>::zeros(p.input_shape());
+        let w = Array4::<f64>::zeros(p.filter_shape());
+        let dy = Array4::<f64>::zeros(p.output_shape());
+        let results = [
+            convt::conv::forward(&p, x.view(), w.view()).err(),
+            convt::conv::backward_data(&p, dy.view(), w.view()).err(),
+            convt::conv::backward_filter(&p, x.view(), dy.view()).err(),
+            convt::conv::forward_in(DataFormat::Nchw, &p, x.view(), w.view()).err(),
+            reference::forward(&p, x.view(), w.view()).err(),
+            reference::backward_data(&p, dy.view(), w.view()).err(),
+            reference::backward_filter(&p, x.view(), dy.view()).err(),
+        ];
+        for e in results {
+            let e = e.expect("must be refused");
+            let m = e.to_string();
+            assert!(
+                format!("{e:?}").starts_with(kind) && m.contains(words),
+                "{kind}: {m}"
+            );
+        }
+        assert!(Problem::new(1, 2, 2, 1, p.height, p.width).is_err());
+    }
+}
+
 #[test]
 fn strides_dilations_groups() {
     for (arg, bad) in [
