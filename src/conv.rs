@@ -82,8 +82,7 @@ pub fn try_zeros<T: Element>(arg: &str, shape: [usize; 4]) -> Result<Array4<T>> 
 
 /// `y = conv(x, w)`: x NHWC, w HWIO, result NHWC.
 pub fn forward<T: Element>(p: &Problem, x: ArrayView4<T>, w: ArrayView4<T>) -> Result<Array4<T>> {
-    p.check()?;
-    forward_with(ForwardPlan::choose(p), p, x, w)
+    run_forward(None, DataFormat::Nhwc, p, x, w)
 }
 
 /// [`forward`] with a chosen algorithm (for tests and benchmarks; results agree with the
@@ -108,8 +107,7 @@ pub fn forward_in<T: Element>(
     x: ArrayView4<T>,
     w: ArrayView4<T>,
 ) -> Result<Array4<T>> {
-    p.check()?;
-    forward_in_with(ForwardPlan::choose(p), format, p, x, w)
+    run_forward(None, format, p, x, w)
 }
 
 /// [`forward_in`] with a chosen algorithm.
@@ -120,7 +118,20 @@ pub fn forward_in_with<T: Element>(
     x: ArrayView4<T>,
     w: ArrayView4<T>,
 ) -> Result<Array4<T>> {
+    run_forward(Some(plan), format, p, x, w)
+}
+
+/// Every forward entry point: checks the problem (once), then runs `plan`, or the one
+/// [`ForwardPlan::choose`] picks.
+fn run_forward<T: Element>(
+    plan: Option<ForwardPlan>,
+    format: DataFormat,
+    p: &Problem,
+    x: ArrayView4<T>,
+    w: ArrayView4<T>,
+) -> Result<Array4<T>> {
     p.check()?;
+    let plan = plan.unwrap_or_else(|| ForwardPlan::choose(p));
     check("input", x.shape(), format.from_nhwc_shape(p.input_shape()))?;
     check("filter", w.shape(), p.filter_shape())?;
     let (x, w) = (standard(x), standard(w));
@@ -150,8 +161,7 @@ pub fn backward_data<T: Element>(
     dy: ArrayView4<T>,
     w: ArrayView4<T>,
 ) -> Result<Array4<T>> {
-    p.check()?;
-    backward_data_with(DataPlan::choose(p), p, dy, w)
+    run_backward_data(None, DataFormat::Nhwc, p, dy, w)
 }
 
 /// [`backward_data`] with a chosen algorithm (for tests and benchmarks; results agree
@@ -188,8 +198,7 @@ pub fn backward_data_in<T: Element>(
     dy: ArrayView4<T>,
     w: ArrayView4<T>,
 ) -> Result<Array4<T>> {
-    p.check()?;
-    backward_data_in_with(DataPlan::choose(p), format, p, dy, w)
+    run_backward_data(None, format, p, dy, w)
 }
 
 /// [`backward_data_in`] with a chosen algorithm.
@@ -200,7 +209,20 @@ pub fn backward_data_in_with<T: Element>(
     dy: ArrayView4<T>,
     w: ArrayView4<T>,
 ) -> Result<Array4<T>> {
+    run_backward_data(Some(plan), format, p, dy, w)
+}
+
+/// Every backward-data entry point: checks the problem (once), then runs `plan`, or the
+/// one [`DataPlan::choose`] picks.
+fn run_backward_data<T: Element>(
+    plan: Option<DataPlan>,
+    format: DataFormat,
+    p: &Problem,
+    dy: ArrayView4<T>,
+    w: ArrayView4<T>,
+) -> Result<Array4<T>> {
     p.check()?;
+    let plan = plan.unwrap_or_else(|| DataPlan::choose(p));
     check(
         "out_backprop",
         dy.shape(),
@@ -233,8 +255,7 @@ pub fn backward_filter<T: Element>(
     x: ArrayView4<T>,
     dy: ArrayView4<T>,
 ) -> Result<Array4<T>> {
-    p.check()?;
-    backward_filter_with(FilterPlan::choose(p), p, x, dy)
+    run_backward_filter(None, DataFormat::Nhwc, p, x, dy)
 }
 
 /// [`backward_filter`] with a chosen algorithm (for tests and benchmarks; results agree
@@ -270,8 +291,7 @@ pub fn backward_filter_in<T: Element>(
     x: ArrayView4<T>,
     dy: ArrayView4<T>,
 ) -> Result<Array4<T>> {
-    p.check()?;
-    backward_filter_in_with(FilterPlan::choose(p), format, p, x, dy)
+    run_backward_filter(None, format, p, x, dy)
 }
 
 /// [`backward_filter_in`] with a chosen algorithm.
@@ -282,7 +302,20 @@ pub fn backward_filter_in_with<T: Element>(
     x: ArrayView4<T>,
     dy: ArrayView4<T>,
 ) -> Result<Array4<T>> {
+    run_backward_filter(Some(plan), format, p, x, dy)
+}
+
+/// Every filter-gradient entry point: checks the problem (once), then runs `plan`, or
+/// the one [`FilterPlan::choose`] picks.
+fn run_backward_filter<T: Element>(
+    plan: Option<FilterPlan>,
+    format: DataFormat,
+    p: &Problem,
+    x: ArrayView4<T>,
+    dy: ArrayView4<T>,
+) -> Result<Array4<T>> {
     p.check()?;
+    let plan = plan.unwrap_or_else(|| FilterPlan::choose(p));
     check("input", x.shape(), format.from_nhwc_shape(p.input_shape()))?;
     check(
         "out_backprop",

@@ -131,6 +131,17 @@ pub fn effective_kernel(kernel: usize, dilation: usize) -> Result<usize> {
         .ok_or_else(|| too_large("filter", "effective kernel size (kernel-1)*dilation+1"))
 }
 
+/// The forward rule: the outputs of a kernel of `effective_kernel` positions sliding at
+/// `stride` over `padded` positions (input plus padding), 0 where it does not fit.
+fn forward_size(padded: i128, effective_kernel: usize, stride: usize) -> i128 {
+    let ek = effective_kernel as i128;
+    if padded >= ek {
+        (padded - ek) / stride as i128 + 1
+    } else {
+        0
+    }
+}
+
 /// The furthest window position an axis may reach (its input plus padding, or its
 /// outputs times the stride plus the kernel's extent): every position then fits the
 /// kernels' signed index arithmetic, with room to spare.
@@ -155,7 +166,7 @@ impl Axis {
     /// assert!(a.check("height").unwrap_err().to_string().contains("gives 3"));
     /// ```
     pub fn check(&self, axis: &str) -> Result<()> {
-        let ek = Taps::new(self.kernel, self.stride, self.dilation).check(axis)? as i128;
+        let ek = Taps::new(self.kernel, self.stride, self.dilation).check(axis)?;
         let before = self.input as i128 + self.pad_before as i128;
         let padded = before + self.pad_after as i128;
         if before.max(padded) > MAX_EXTENT as i128 {
@@ -167,11 +178,7 @@ impl Axis {
                 ),
             });
         }
-        let expected = if padded >= ek {
-            (padded - ek) / self.stride as i128 + 1
-        } else {
-            0
-        };
+        let expected = forward_size(padded, ek, self.stride);
         if self.output > 0 && expected != self.output as i128 {
             return Err(ConvError::Argument {
                 arg: axis.into(),
@@ -236,7 +243,11 @@ impl Axis {
                         effective_kernel: ek as i64,
                     });
                 }
-                (before, after, (padded - ek) / stride + 1)
+                (
+                    before,
+                    after,
+                    forward_size(padded as i128, ek, stride) as usize,
+                )
             }
         };
         let pad_after = i64::try_from(pad_after).map_err(|_| too_large("padding", "padding"))?;

@@ -247,21 +247,7 @@ pub(crate) fn input_2d<const A: usize>(
     d: &[[std::arch::x86_64::__m512; A]; A],
 ) -> [[std::arch::x86_64::__m512; A]; A] {
     // SAFETY: the CPU has AVX-512F (this function's feature).
-    let zero = unsafe { Avx512::zero() };
-    let mut values = [[zero; A]; A];
-    for (values, d) in values.iter_mut().zip(d) {
-        for (value, &d) in values.iter_mut().zip(d) {
-            // SAFETY: as above.
-            *value = unsafe { Avx512::from_raw(d) };
-        }
-    }
-    let mut out = *d;
-    for (out, v) in out.iter_mut().zip(input_2d_in(&values)) {
-        for (out, v) in out.iter_mut().zip(v) {
-            *out = v.raw();
-        }
-    }
-    out
+    raw(&input_2d_in(&unsafe { typed(d) }))
 }
 
 /// [`output_2d_in`] on AVX-512 registers.
@@ -272,18 +258,40 @@ pub(crate) fn output_2d<const M: usize, const A: usize>(
     p: &[[std::arch::x86_64::__m512; A]; A],
 ) -> [[std::arch::x86_64::__m512; M]; M] {
     // SAFETY: the CPU has AVX-512F (this function's feature).
-    let zero = unsafe { Avx512::zero() };
-    let mut values = [[zero; A]; A];
-    for (values, p) in values.iter_mut().zip(p) {
-        for (value, &p) in values.iter_mut().zip(p) {
+    raw(&output_2d_in::<Avx512, M, A>(&unsafe { typed(p) }))
+}
+
+/// A tile of AVX-512 registers as [`Avx512`] values, by plain loops (array `map`'s
+/// closures may not be inlined, and then run as calls built without AVX-512).
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn typed<const R: usize, const C: usize>(
+    tile: &[[std::arch::x86_64::__m512; C]; R],
+) -> [[Avx512; C]; R] {
+    // SAFETY: the caller promises AVX-512F.
+    let mut out = [[unsafe { Avx512::from_raw(tile[0][0]) }; C]; R];
+    for (out, line) in out.iter_mut().zip(tile) {
+        for (out, &value) in out.iter_mut().zip(line) {
             // SAFETY: as above.
-            *value = unsafe { Avx512::from_raw(p) };
+            *out = unsafe { Avx512::from_raw(value) };
         }
     }
-    let mut out = [[zero.raw(); M]; M];
-    for (out, y) in out.iter_mut().zip(output_2d_in::<Avx512, M, A>(&values)) {
-        for (out, y) in out.iter_mut().zip(y) {
-            *out = y.raw();
+    out
+}
+
+/// The registers of a tile of [`Avx512`] values (see [`typed`]).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn raw<const R: usize, const C: usize>(
+    tile: &[[Avx512; C]; R],
+) -> [[std::arch::x86_64::__m512; C]; R] {
+    let mut out = [[tile[0][0].raw(); C]; R];
+    for (out, line) in out.iter_mut().zip(tile) {
+        for (out, value) in out.iter_mut().zip(line) {
+            *out = value.raw();
         }
     }
     out
