@@ -250,19 +250,19 @@ fn fits_workspace(p: &Problem, elements: usize) -> bool {
     elements <= arrays.saturating_add(WORKSPACE_EXTRA_ELEMENTS)
 }
 
-/// A problem in Winograd's form: the sliding correlation, where it scatters, the tile
-/// size and the estimated cost relative to direct products. `None` for taps Winograd does
+/// A problem in Winograd's form: the sliding correlation, where it scatters, the
+/// tiling and the estimated cost relative to direct products. `None` for taps Winograd does
 /// not take, and when the transformed filter would not fit the memory rule
 /// (max(input, output) + 16 MiB of workspace).
 fn winograd_form(
     (s, sc): (winograd::Sliding, winograd::Scatter),
     p: &Problem,
-) -> Option<(winograd::Sliding, winograd::Scatter, usize, f64)> {
+) -> Option<(winograd::Sliding, winograd::Scatter, winograd::Tiling, f64)> {
     if !(2..winograd::MAX_ALPHA).contains(&s.r) {
         return None;
     }
-    let (m, cost) = winograd::best_tile(&s, sc.cols())?;
-    transformed_filter_fits(&s, &sc, m, p).then_some((s, sc, m, cost))
+    let (tiling, cost) = winograd::best_tile(&s, &sc)?;
+    transformed_filter_fits(&s, &sc, tiling.m, p).then_some((s, sc, tiling, cost))
 }
 
 /// Whether Winograd's transformed filter for tiles of `m` (`(m + r - 1)^2` points of
@@ -313,13 +313,13 @@ fn all_finite<T: Element>(values: &[T]) -> bool {
 }
 
 /// The narrow Winograd engine's form of a problem (products vectorised over tiles): its
-/// tile size and estimated cost relative to the direct products, where the form (taken
+/// tiling and estimated cost relative to the direct products, where the form (taken
 /// as NHWC) fits the engine and the transformed filter keeps to the memory rule. The
 /// engine itself further needs f32, NHWC data and AVX-512.
 fn narrow_winograd_form(
     (s, sc): (winograd::Sliding, winograd::Scatter),
     p: &Problem,
-) -> Option<(usize, f64)> {
+) -> Option<(winograd::Tiling, f64)> {
     let nhwc = winograd::Sliding {
         channels_first: false,
         ..s
@@ -331,17 +331,17 @@ fn narrow_winograd_form(
     if !winograd_narrow::fits(&nhwc, &nhwc_scatter) {
         return None;
     }
-    let (m, cost) = winograd_narrow::best_tile(&s, sc.cols())?;
-    transformed_filter_fits(&s, &sc, m, p).then_some((m, cost))
+    let (tiling, cost) = winograd_narrow::best_tile(&s, &sc)?;
+    transformed_filter_fits(&s, &sc, tiling.m, p).then_some((tiling, cost))
 }
 
 /// Whether the narrow Winograd engine is worth its transforms on a problem.
-fn narrow_winograd_pays(form: Option<(usize, f64)>) -> bool {
+fn narrow_winograd_pays(form: Option<(winograd::Tiling, f64)>) -> bool {
     form.is_some_and(|(_, cost)| cost < NARROW_WINOGRAD_COST_LIMIT)
 }
 
 /// Whether Winograd is worth its transforms on this form.
-fn winograd_pays(form: &(winograd::Sliding, winograd::Scatter, usize, f64)) -> bool {
+fn winograd_pays(form: &(winograd::Sliding, winograd::Scatter, winograd::Tiling, f64)) -> bool {
     let (s, sc, _, cost) = form;
     s.in_channels >= WINOGRAD_MIN_CHANNELS
         && sc.cols() >= WINOGRAD_MIN_CHANNELS
@@ -498,8 +498,8 @@ pub fn forward_with<T: Element>(
         let form = forward_sliding(p)
             .map(|f| in_format(f, format))
             .and_then(|f| winograd_form(f, p));
-        if let Some((s, sc, m, _)) = form {
-            winograd::correlate(&s, &sc, m, x, w, y);
+        if let Some((s, sc, tiling, _)) = form {
+            winograd::correlate(&s, &sc, tiling, x, w, y);
             return;
         }
     }
@@ -903,9 +903,9 @@ pub fn backward_data_with<T: Element>(
                 .and_then(|f| winograd_form(f, p))
                 .filter(|form| !narrow_winograd_pays(narrow) || winograd_pays(form))
                 .filter(|_| all_finite(dy) && all_finite(w));
-            if let Some((s, sc, m, _)) = form {
+            if let Some((s, sc, tiling, _)) = form {
                 let filter = sub_pixel_filter(p, s.r, w);
-                winograd::correlate(&s, &sc, m, dy, &filter, dx);
+                winograd::correlate(&s, &sc, tiling, dy, &filter, dx);
                 return true;
             }
             DataPlan::choose_direct(p)
@@ -986,11 +986,11 @@ pub fn backward_data_fresh<T: Element>(
             format == DataFormat::Nhwc && tiles::backward_data_fresh(p, dy, w, dx, len)
         }
         DataPlan::Winograd => {
-            let Some((s, sc, m)) = narrow_winograd_call(p, format, w) else {
+            let Some((s, sc, tiling)) = narrow_winograd_call(p, format, w) else {
                 return false;
             };
             let filter = sub_pixel_filter(p, s.r, w);
-            match winograd_narrow::correlate(&s, &sc, m, dy, &filter, (dx, len)) {
+            match winograd_narrow::correlate(&s, &sc, tiling, dy, &filter, (dx, len)) {
                 winograd_narrow::Outcome::Done => true,
                 winograd_narrow::Outcome::Declined => false,
                 winograd_narrow::Outcome::NonFinite => {
@@ -1015,8 +1015,7 @@ pub fn backward_data_fresh<T: Element>(
     }
 }
 
-/// The narrow Winograd engine's form of a call (sliding correlation, scatter, tile
-/// size), where the engine can take it: the form fits (NHWC, few columns) and the filter
+/// The narrow Winograd engine's form of a call (sliding correlation, scatter, tiling), where the engine can take it: the form fits (NHWC, few columns) and the filter
 /// is finite (the transforms would spread a NaN or infinity to outputs it is not
 /// connected to; the engine finds those of `dy` itself). The engine further needs f32
 /// and AVX-512.
@@ -1024,10 +1023,10 @@ fn narrow_winograd_call<T: Element>(
     p: &Problem,
     format: DataFormat,
     w: &[T],
-) -> Option<(winograd::Sliding, winograd::Scatter, usize)> {
+) -> Option<(winograd::Sliding, winograd::Scatter, winograd::Tiling)> {
     let (s, sc) = in_format(transposed_sliding(p)?, format);
-    let (m, _) = narrow_winograd_form((s, sc), p)?;
-    (winograd_narrow::fits(&s, &sc) && all_finite(w)).then_some((s, sc, m))
+    let (tiling, _) = narrow_winograd_form((s, sc), p)?;
+    (winograd_narrow::fits(&s, &sc) && all_finite(w)).then_some((s, sc, tiling))
 }
 
 /// A stride-1, one-group transposed problem as the forward problem it equals: `dy` is

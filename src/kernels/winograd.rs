@@ -319,22 +319,307 @@ impl Scatter {
     }
 }
 
+/// How a grid is cut into `m x m` tiles: tiles over its first `tiled_h x tiled_w`
+/// positions, the rest (the last rows and columns of the grid) computed directly by
+/// [`correlate_edges`]. Either the whole grid (its last tiles partly past it), or an
+/// axis cut to whole tiles where the positions past them are cheaper direct: a
+/// transposed convolution's grid often has one position more than a multiple of the
+/// tile (DCGAN's k4 s2 layers: 17 and 33), whose phases and taps lie mostly outside
+/// the output and the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tiling {
+    pub m: usize,
+    pub tiled_h: usize,
+    pub tiled_w: usize,
+}
+
+impl Tiling {
+    /// The tilings worth costing for tiles of `m`: the whole grid, and each axis cut to
+    /// whole tiles (where that leaves at least one tile).
+    pub fn candidates(s: &Sliding, m: usize) -> Vec<Tiling> {
+        let cut = |grid: usize| {
+            let whole = grid / m * m;
+            if whole > 0 && whole < grid {
+                vec![grid, whole]
+            } else {
+                vec![grid]
+            }
+        };
+        let mut all = Vec::new();
+        for &tiled_h in &cut(s.grid_h) {
+            for &tiled_w in &cut(s.grid_w) {
+                all.push(Tiling {
+                    m,
+                    tiled_h,
+                    tiled_w,
+                });
+            }
+        }
+        all
+    }
+
+    /// The sliding correlation of the tiled positions only.
+    pub fn tiled(&self, s: &Sliding) -> Sliding {
+        Sliding {
+            grid_h: self.tiled_h,
+            grid_w: self.tiled_w,
+            ..*s
+        }
+    }
+
+    /// Tiles over the tiled positions.
+    pub fn tiles(&self) -> usize {
+        self.tiled_h.div_ceil(self.m) * self.tiled_w.div_ceil(self.m)
+    }
+
+    /// Products of the direct computation of the positions past the tiles (per image,
+    /// in units of `in_channels x channels`).
+    pub fn edge_products(&self, s: &Sliding, sc: &Scatter) -> usize {
+        edges(s, sc, *self)
+            .iter()
+            .map(|e| e.positions() / s.batch.max(1) * e.taps() * e.phases())
+            .sum()
+    }
+}
+
+/// Direct products of the edges weigh this many tile products in the cost estimates:
+/// small GEMMs on gathered windows.
+pub(crate) const EDGE_WEIGHT: f64 = 2.0;
+
 /// Estimated cost of F(m, r) on a problem relative to the plain product count, and the
-/// best `m`: GEMM products plus the transforms (weighted as slower than GEMM work).
-pub(crate) fn best_tile(s: &Sliding, cols: usize) -> Option<(usize, f64)> {
-    let (k, n) = (s.in_channels as f64, cols as f64);
+/// best tiling: GEMM products plus the transforms (weighted as slower than GEMM work),
+/// plus the direct products of the edges a tiling leaves.
+pub(crate) fn best_tile(s: &Sliding, sc: &Scatter) -> Option<(Tiling, f64)> {
+    let (k, n) = (s.in_channels as f64, sc.cols() as f64);
     let direct = (s.grid_h * s.grid_w * s.r * s.r) as f64 * k * n;
     (2..=(MAX_ALPHA + 1 - s.r).min(MAX_TILE))
-        .map(|m| {
+        .flat_map(|m| Tiling::candidates(s, m))
+        .map(|tiling| {
+            let m = tiling.m;
             let alpha = (m + s.r - 1) as f64;
-            let tiles = (s.grid_h.div_ceil(m) * s.grid_w.div_ceil(m)) as f64;
+            let tiles = tiling.tiles() as f64;
             let mf = m as f64;
             let products = tiles * alpha * alpha * k * n;
             let transforms =
                 tiles * (2.0 * alpha.powi(3) * k + (alpha * alpha * mf + alpha * mf * mf) * n);
-            (m, (products + 4.0 * transforms) / direct)
+            let edges = EDGE_WEIGHT * (tiling.edge_products(s, sc) * sc.channels) as f64 * k;
+            (tiling, (products + 4.0 * transforms + edges) / direct)
         })
         .min_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+/// The valid range of `j` in `0..r` where `origin + g + j` lies in `0..len`.
+fn inside(origin: isize, g: usize, r: usize, len: usize) -> (usize, usize) {
+    let at = origin + g as isize;
+    let first = (-at).clamp(0, r as isize) as usize;
+    let last = (len as isize - at).clamp(first as isize, r as isize) as usize;
+    (first, last)
+}
+
+/// The phases `ph` in `0..stride` whose output `stride * g + ph - shift` lies in
+/// `0..len`.
+fn landing(stride: usize, shift: usize, g: usize, len: usize) -> (usize, usize) {
+    let first = shift.saturating_sub(stride * g).min(stride);
+    let last = (len + shift)
+        .saturating_sub(stride * g)
+        .clamp(first, stride);
+    (first, last)
+}
+
+/// Grid positions computed directly, all with the same window taps and phases: the
+/// taps `(jh, jw)` in the two ranges (the others read only padding at these positions,
+/// or past the input on the edge's axis) and the phases `(ph, pw)` likewise (the
+/// others land outside the output).
+struct Edge {
+    /// Grid rows `gh` and columns `gw` (ranges), of every image.
+    rows: (usize, usize),
+    cols: (usize, usize),
+    batch: usize,
+    taps_h: (usize, usize),
+    taps_w: (usize, usize),
+    phases_h: (usize, usize),
+    phases_w: (usize, usize),
+}
+
+impl Edge {
+    fn positions(&self) -> usize {
+        self.batch * (self.rows.1 - self.rows.0) * (self.cols.1 - self.cols.0)
+    }
+
+    /// Position `index` (images, then rows, then columns): `(image, gh, gw)`.
+    fn position(&self, index: usize) -> (usize, usize, usize) {
+        let (h, w) = (self.rows.1 - self.rows.0, self.cols.1 - self.cols.0);
+        (
+            index / (h * w),
+            self.rows.0 + index / w % h,
+            self.cols.0 + index % w,
+        )
+    }
+
+    fn taps(&self) -> usize {
+        (self.taps_h.1 - self.taps_h.0) * (self.taps_w.1 - self.taps_w.0)
+    }
+
+    fn phases(&self) -> usize {
+        (self.phases_h.1 - self.phases_h.0) * (self.phases_w.1 - self.phases_w.0)
+    }
+}
+
+/// The positions a tiling leaves: each grid row past the tiled rows (every column),
+/// then each grid column past the tiled columns (the tiled rows), with the taps and
+/// phases along the edge's own axis that reach the input and the output. (Along the
+/// other axis all taps and phases are kept; those outside read zeros or are dropped.)
+fn edges(s: &Sliding, sc: &Scatter, tiling: Tiling) -> Vec<Edge> {
+    let mut all = Vec::new();
+    for gh in tiling.tiled_h..s.grid_h {
+        all.push(Edge {
+            rows: (gh, gh + 1),
+            cols: (0, s.grid_w),
+            batch: s.batch,
+            taps_h: inside(s.origin_h, gh, s.r, s.in_h),
+            taps_w: (0, s.r),
+            phases_h: landing(sc.stride_h, sc.shift_h, gh, sc.out_h),
+            phases_w: (0, sc.stride_w),
+        });
+    }
+    for gw in tiling.tiled_w..s.grid_w {
+        all.push(Edge {
+            rows: (0, tiling.tiled_h),
+            cols: (gw, gw + 1),
+            batch: s.batch,
+            taps_h: (0, s.r),
+            taps_w: inside(s.origin_w, gw, s.r, s.in_w),
+            phases_h: (0, sc.stride_h),
+            phases_w: landing(sc.stride_w, sc.shift_w, gw, sc.out_w),
+        });
+    }
+    // (Edges without taps inside the input still own outputs: zeros.)
+    all.retain(|e| e.phases() > 0 && e.positions() > 0);
+    all
+}
+
+/// Positions of an edge one product takes: a fixed count, so results do not depend on
+/// the thread count.
+const EDGE_CHUNK: usize = 64;
+
+/// Computes, directly, the grid positions `tiling` leaves to its edges (filter
+/// `[r][r][in_channels][cols]`), into `out` (NHWC or NCHW as `sc` says), storing every
+/// output value they own without reading `out`. Returns false where a result is not
+/// finite (NaN or infinite inputs, or overflow).
+pub(crate) fn correlate_edges<T: Element>(
+    s: &Sliding,
+    sc: &Scatter,
+    tiling: Tiling,
+    input: &[T],
+    filter: &[T],
+    out: &mut [T],
+) -> bool {
+    let (k, cols, c) = (s.in_channels, sc.cols(), sc.channels);
+    let mut finite = true;
+    for edge in edges(s, sc, tiling) {
+        let (jh, jw, ph, pw) = (edge.taps_h, edge.taps_w, edge.phases_h, edge.phases_w);
+        let kdim = edge.taps() * k;
+        let phase_cols = (pw.1 - pw.0) * c;
+        let ncols = (ph.1 - ph.0) * phase_cols;
+        // The filter's rows of these taps and columns of these phases.
+        let mut compact = Vec::with_capacity(kdim * ncols);
+        for a in jh.0..jh.1 {
+            for b in jw.0..jw.1 {
+                for i in 0..k {
+                    let row = &filter[((a * s.r + b) * k + i) * cols..][..cols];
+                    for p in ph.0..ph.1 {
+                        let start = (p * sc.stride_w + pw.0) * c;
+                        compact.extend_from_slice(&row[start..start + phase_cols]);
+                    }
+                }
+            }
+        }
+        // Products in fixed chunks of positions (each thread reusing its windows).
+        let positions = edge.positions();
+        let mut results = vec![T::zero(); positions * ncols];
+        results
+            .par_chunks_mut(EDGE_CHUNK * ncols)
+            .enumerate()
+            .filter(|_| kdim > 0)
+            .for_each_init(Vec::new, |windows, (index, result)| {
+                let chunk = index * EDGE_CHUNK..(index * EDGE_CHUNK + EDGE_CHUNK).min(positions);
+                windows.resize(chunk.len() * kdim, T::zero());
+                for (window, at) in windows.chunks_mut(kdim).zip(chunk.clone()) {
+                    let (image, gh, gw) = edge.position(at);
+                    let mut taps = window.chunks_mut(k);
+                    for a in jh.0..jh.1 {
+                        let ih = s.origin_h + (gh + a) as isize;
+                        for b in jw.0..jw.1 {
+                            let Some(tap) = taps.next() else {
+                                return;
+                            };
+                            let iw = s.origin_w + (gw + b) as isize;
+                            if ih < 0 || ih as usize >= s.in_h || iw < 0 || iw as usize >= s.in_w {
+                                tap.fill(T::zero());
+                                continue;
+                            }
+                            match s.pixel(image, ih as usize, iw as usize) {
+                                (start, 1) => transpose::copy(tap, &input[start..], k),
+                                at => Sliding::gather(input, at, tap),
+                            }
+                        }
+                    }
+                }
+                gemm(
+                    MatMut {
+                        data: result,
+                        rows: chunk.len(),
+                        cols: ncols,
+                        row_stride: ncols,
+                        col_stride: 1,
+                    },
+                    false,
+                    Mat {
+                        data: windows,
+                        rows: chunk.len(),
+                        cols: kdim,
+                        row_stride: kdim,
+                        col_stride: 1,
+                    },
+                    Mat {
+                        data: &compact,
+                        rows: kdim,
+                        cols: ncols,
+                        row_stride: ncols,
+                        col_stride: 1,
+                    },
+                );
+            });
+        for (at, values) in results.chunks(ncols.max(1)).enumerate() {
+            let (image, gh, gw) = edge.position(at);
+            for p in ph.0..ph.1 {
+                let Some(oh) = (sc.stride_h * gh + p).checked_sub(sc.shift_h) else {
+                    continue;
+                };
+                for q in pw.0..pw.1 {
+                    let Some(ow) = (sc.stride_w * gw + q).checked_sub(sc.shift_w) else {
+                        continue;
+                    };
+                    if oh >= sc.out_h || ow >= sc.out_w {
+                        continue;
+                    }
+                    let src = &values[(p - ph.0) * phase_cols + (q - pw.0) * c..][..c];
+                    finite &= src.iter().all(|v| v.is_finite());
+                    if sc.channels_first {
+                        let plane = sc.out_h * sc.out_w;
+                        let first = image * c * plane + oh * sc.out_w + ow;
+                        for (i, &v) in src.iter().enumerate() {
+                            out[first + i * plane] = v;
+                        }
+                    } else {
+                        let first = ((image * sc.out_h + oh) * sc.out_w + ow) * c;
+                        out[first..first + c].copy_from_slice(src);
+                    }
+                }
+            }
+        }
+    }
+    finite
 }
 
 /// Nonzero coefficients of each row of a row-major `rows x cols` matrix, as `T`.
@@ -408,8 +693,23 @@ struct Scratch<T> {
 }
 
 /// Computes the sliding correlation and scatters it into `out` (`batch x out_h x out_w x
-/// channels`), with tiles of `m x m` grid positions. `filter` is `[r][r][in_channels][cols]`.
+/// channels`), with tiles of `m x m` grid positions as `tiling` cuts the grid and its
+/// edges directly. `filter` is `[r][r][in_channels][cols]`. The inputs are finite (the
+/// transforms would spread a NaN or infinity to outputs it is not connected to).
 pub(crate) fn correlate<T: Element>(
+    s: &Sliding,
+    scatter: &Scatter,
+    tiling: Tiling,
+    input: &[T],
+    filter: &[T],
+    out: &mut [T],
+) {
+    correlate_tiles(&tiling.tiled(s), scatter, tiling.m, input, filter, out);
+    correlate_edges(s, scatter, tiling, input, filter, out);
+}
+
+/// [`correlate`]'s tiles: the whole grid of `s` in tiles of `m x m`.
+fn correlate_tiles<T: Element>(
     s: &Sliding,
     scatter: &Scatter,
     m: usize,
@@ -1196,9 +1496,174 @@ pub(crate) fn correlate_direct<T: Element>(
     );
 }
 
+/// The sliding correlation summed from its definition, in f64, NHWC both ways: the
+/// independent reference of the engines' tests.
+#[cfg(test)]
+pub(crate) fn sliding_sums(s: &Sliding, sc: &Scatter, input: &[f64], filter: &[f64]) -> Vec<f64> {
+    let (k, cols, c) = (s.in_channels, sc.cols(), sc.channels);
+    let mut out = vec![0.0; s.batch * sc.out_h * sc.out_w * c];
+    for n in 0..s.batch {
+        for gh in 0..s.grid_h {
+            for gw in 0..s.grid_w {
+                for col in 0..cols {
+                    let (ph, pw, ch) = (col / (sc.stride_w * c), col / c % sc.stride_w, col % c);
+                    let oh = (sc.stride_h * gh + ph) as isize - sc.shift_h as isize;
+                    let ow = (sc.stride_w * gw + pw) as isize - sc.shift_w as isize;
+                    if oh < 0 || ow < 0 || oh as usize >= sc.out_h || ow as usize >= sc.out_w {
+                        continue;
+                    }
+                    let mut sum = 0.0;
+                    for jh in 0..s.r {
+                        for jw in 0..s.r {
+                            let ih = s.origin_h + (gh + jh) as isize;
+                            let iw = s.origin_w + (gw + jw) as isize;
+                            if ih < 0 || iw < 0 || ih as usize >= s.in_h || iw as usize >= s.in_w {
+                                continue;
+                            }
+                            let pixel = ((n * s.in_h + ih as usize) * s.in_w + iw as usize) * k;
+                            for i in 0..k {
+                                sum += input[pixel + i]
+                                    * filter[((jh * s.r + jw) * k + i) * cols + col];
+                            }
+                        }
+                    }
+                    out[((n * sc.out_h + oh as usize) * sc.out_w + ow as usize) * c + ch] = sum;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Sub-pixel views to test the engines on: `(sliding, scatter)` of transposed
+/// convolutions whose grids are one position past a multiple of the tile (DCGAN's k4 s2
+/// pad 1) or not, of stride 3 with a shift of 2, and a forward one; with `k` input
+/// channels and `c` output channels.
+#[cfg(test)]
+pub(crate) fn test_views(k: usize, c: usize) -> Vec<(Sliding, Scatter)> {
+    let view = |(in_h, in_w): (usize, usize), (grid_h, grid_w), (r, origin), stride, shift| {
+        let sliding = Sliding {
+            batch: 2,
+            in_h,
+            in_w,
+            in_channels: k,
+            grid_h,
+            grid_w,
+            origin_h: origin,
+            origin_w: origin,
+            r,
+            channels_first: false,
+        };
+        let scatter = move |(out_h, out_w)| Scatter {
+            stride_h: stride,
+            stride_w: stride,
+            shift_h: shift,
+            shift_w: shift,
+            out_h,
+            out_w,
+            channels: c,
+            channels_first: false,
+        };
+        move |out| (sliding, scatter(out))
+    };
+    vec![
+        // k4 s2 pad 1 on 8x12 dy (grid 9 x 13: 2 x 4 + 1, 3 x 4 + 1), 16x24 dx.
+        view((8, 12), (9, 13), (2, -1), 2, 1)((16, 24)),
+        // The same with an odd dx (the last phase of the last position dropped).
+        view((7, 10), (8, 11), (2, -1), 2, 1)((13, 19)),
+        // k6 s3 pad 2: r = 2, shift 2.
+        view((5, 7), (6, 8), (2, -1), 3, 2)((15, 21)),
+        // k11 s3 pad 4 on 5 dy pixels to 21: r = 4, the last grid position's taps all
+        // past the input (its outputs are zeros).
+        view((5, 5), (8, 8), (4, -2), 3, 1)((21, 21)),
+        // A stride-1 3x3 correlation, padded by one.
+        view((10, 9), (10, 9), (3, -1), 1, 0)((10, 9)),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Small integers (exact in f64 through the transforms' halves and sixths to 1e-9).
+    fn ints(len: usize, seed: u64) -> Vec<f64> {
+        let mut state = seed;
+        (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((state >> 40) % 9) as f64 - 4.0
+            })
+            .collect()
+    }
+
+    /// The NCHW form of NHWC values.
+    fn planes(values: &[f64], (_, h, w, c): (usize, usize, usize, usize)) -> Vec<f64> {
+        let mut out = vec![0.0; values.len()];
+        for (at, &v) in values.iter().enumerate() {
+            let (image, pixel, ch) = (at / (h * w * c), at / c % (h * w), at % c);
+            out[(image * c + ch) * h * w + pixel] = v;
+        }
+        out
+    }
+
+    /// Every tiling of every tile size, the grid whole or cut to whole tiles with its
+    /// edges computed directly, gives the sums of the definition, NHWC and NCHW.
+    #[test]
+    fn every_tiling_equals_the_sums() {
+        let mut checked = 0;
+        for (s, sc) in test_views(5, 3) {
+            let input = ints(s.batch * s.in_h * s.in_w * s.in_channels, 1);
+            let filter = ints(s.r * s.r * s.in_channels * sc.cols(), 2);
+            let want = sliding_sums(&s, &sc, &input, &filter);
+            let shape = (s.batch, sc.out_h, sc.out_w, sc.channels);
+            for m in 2..=MAX_TILE.min(MAX_ALPHA + 1 - s.r) {
+                for tiling in Tiling::candidates(&s, m) {
+                    let mut out = vec![0.0; want.len()];
+                    correlate(&s, &sc, tiling, &input, &filter, &mut out);
+                    let error = out.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(
+                        0.0f64,
+                        |worst, e| {
+                            if e.is_nan() || worst.is_nan() {
+                                f64::NAN
+                            } else {
+                                worst.max(e)
+                            }
+                        },
+                    );
+                    assert!(error < 1e-9, "{tiling:?} {s:?} {sc:?}: {error}");
+                    let (s_nchw, sc_nchw) = (
+                        Sliding {
+                            channels_first: true,
+                            ..s
+                        },
+                        Scatter {
+                            channels_first: true,
+                            ..sc
+                        },
+                    );
+                    let input_nchw = planes(&input, (s.batch, s.in_h, s.in_w, s.in_channels));
+                    let mut out = vec![0.0; want.len()];
+                    correlate(&s_nchw, &sc_nchw, tiling, &input_nchw, &filter, &mut out);
+                    let want = planes(&want, shape);
+                    let error = out.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(
+                        0.0f64,
+                        |worst, e| {
+                            if e.is_nan() || worst.is_nan() {
+                                f64::NAN
+                            } else {
+                                worst.max(e)
+                            }
+                        },
+                    );
+                    assert!(error < 1e-9, "NCHW {tiling:?} {s:?} {sc:?}: {error}");
+                    checked += usize::from(tiling != Tiling::candidates(&s, m)[0]);
+                }
+            }
+        }
+        assert!(checked >= 10, "only {checked} cut tilings");
+    }
 
     /// `AT [(BT d) . (G g)]` is the correlation of `d` with `g`, for every tile size used.
     #[test]

@@ -20,7 +20,8 @@
 //! grouped or split into tasks (nor on the thread count).
 
 use super::transpose;
-use super::winograd::{transform_filter, Scatter, Sliding, Transforms};
+use super::winograd::EDGE_WEIGHT;
+use super::winograd::{correlate_edges, transform_filter, Scatter, Sliding, Tiling, Transforms};
 use super::winograd::{MAX_ALPHA, MAX_TILE};
 #[cfg(target_arch = "x86_64")]
 use super::winograd_fixed::{input_2d, output_2d};
@@ -54,19 +55,23 @@ pub(crate) fn fits(s: &Sliding, sc: &Scatter) -> bool {
         && s.grid_w > 0
 }
 
-/// The best tile size for this engine and its estimated cost relative to the direct
+/// The best tiling for this engine and its estimated cost relative to the direct
 /// product count: products (full registers) plus the input transform and transposes,
-/// about eight operations per transformed value, and the output side.
-pub(crate) fn best_tile(s: &Sliding, cols: usize) -> Option<(usize, f64)> {
-    let (k, n) = (s.in_channels as f64, cols as f64);
+/// about eight operations per transformed value, the output side, and the edges' direct
+/// products.
+pub(crate) fn best_tile(s: &Sliding, sc: &Scatter) -> Option<(Tiling, f64)> {
+    let (k, n) = (s.in_channels as f64, sc.cols() as f64);
     let direct = (s.batch * s.grid_h * s.grid_w * s.r * s.r) as f64 * k * n;
     (2..=(MAX_ALPHA + 1 - s.r).min(MAX_TILE))
-        .map(|m| {
+        .flat_map(|m| Tiling::candidates(s, m))
+        .map(|tiling| {
+            let m = tiling.m;
             let alpha = (m + s.r - 1) as f64;
-            let tiles = (s.batch * s.grid_h.div_ceil(m) * s.grid_w.div_ceil(m)) as f64;
+            let tiles = (s.batch * tiling.tiles()) as f64;
             let tiles = (tiles / GROUP as f64).ceil() * GROUP as f64;
             let work = tiles * alpha * alpha * (k * n + 8.0 * k) + tiles * (m * m) as f64 * n * 8.0;
-            (m, work / direct)
+            let edges = (s.batch * tiling.edge_products(s, sc) * sc.channels) as f64 * k;
+            (tiling, (work + EDGE_WEIGHT * edges) / direct)
         })
         .min_by(|a, b| a.1.total_cmp(&b.1))
 }
@@ -94,16 +99,19 @@ pub(crate) enum Outcome {
 pub(crate) fn correlate<T: 'static>(
     s: &Sliding,
     sc: &Scatter,
-    m: usize,
+    tiling: Tiling,
     input: &[T],
     filter: &[T],
     (out, len): (&mut Vec<T>, usize),
 ) -> Outcome {
     #[cfg(target_arch = "x86_64")]
     if let (Some(input), Some(filter)) = (super::f32s(input), super::f32s(filter)) {
+        let m = tiling.m;
         if fits(s, sc)
             && (2..=MAX_TILE).contains(&m)
             && m + s.r - 1 <= MAX_ALPHA
+            && tiling.tiled_h <= s.grid_h
+            && tiling.tiled_w <= s.grid_w
             && super::simd::avx512()
         {
             let mut outcome = Outcome::Declined;
@@ -114,24 +122,27 @@ pub(crate) fn correlate<T: 'static>(
                     let out = unsafe {
                         std::slice::from_raw_parts_mut(out.as_mut_ptr().cast(), out.len())
                     };
-                    outcome = correlate_f32(s, sc, m, input, filter, out);
+                    outcome = correlate_f32(s, sc, tiling, input, filter, out);
                 }
                 outcome == Outcome::Done
             };
             let shape = [s.batch, sc.out_h, sc.out_w, sc.channels];
             // SAFETY: the engine stores all `len` values where it ends as `Done`. Every
-            // output row `oh` is the slot of grid row `(oh + shift_h) / stride_h` and
-            // phase `(oh + shift_h) % stride_h`, below `grid_h` by the sub-pixel view's
-            // construction, and the tasks cover every tile row of every image; in each
-            // row, tile column `tw` writes output columns `stride_w * m * tw - shift_w` up
-            // to the next tile's, cropped to the row, and the tiles reach `stride_w *
-            // grid_w - shift_w >= out_w`. (`correlate_f32` returns early only for an
-            // empty output.)
+            // output value `(oh, ow)` is result `((oh + shift_h) % stride_h, (ow +
+            // shift_w) % stride_w)` of grid position `((oh + shift_h) / stride_h, (ow +
+            // shift_w) / stride_w)`, inside the grid by the sub-pixel view's
+            // construction. The tasks cover every tile of the tiled positions of every
+            // image: tile row `th` owns the output rows of grid rows `m * th..m * th +
+            // m`, and in each such row tile column `tw` writes output columns `stride_w *
+            // m * tw - shift_w` up to the next tile's, cropped to the row, so the tiles
+            // store the results of every tiled position (the tiles past an uncut grid's
+            // edge land past the output). `correlate_edges` stores those of every
+            // other position. (`correlate_f32` returns early only for an empty output.)
             unsafe { super::fill_new(out, (shape, len), engine) };
             return outcome;
         }
     }
-    let _ = (s, sc, m, input, filter, out, len);
+    let _ = (s, sc, tiling, input, filter, out, len);
     Outcome::Declined
 }
 
@@ -190,13 +201,14 @@ type Task<'o> = (usize, usize, Vec<Option<&'o mut [f32]>>);
 /// then stop at their next group).
 #[cfg(target_arch = "x86_64")]
 fn correlate_f32(
-    s: &Sliding,
+    whole: &Sliding,
     sc: &Scatter,
-    m: usize,
+    tiling: Tiling,
     input: &[f32],
     filter: &[f32],
     out: &mut [f32],
 ) -> Outcome {
+    let (s, m) = (&tiling.tiled(whole), tiling.m);
     let tr = Transforms::new(m, s.r);
     let (k, cols) = (s.in_channels, sc.cols());
     if out.is_empty() {
@@ -263,7 +275,7 @@ fn correlate_f32(
             }
         })
     });
-    if non_finite.into_inner() {
+    if non_finite.into_inner() || !correlate_edges(whole, sc, tiling, input, filter, out) {
         Outcome::NonFinite
     } else {
         Outcome::Done
@@ -507,5 +519,73 @@ impl Job<'_> {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::winograd::{sliding_sums, test_views};
+    use super::*;
+
+    /// Every tiling the engine takes gives the sums of the definition to f32 rounding
+    /// (on AVX-512 machines; elsewhere it declines, which is checked too).
+    #[test]
+    fn every_tiling_equals_the_sums() {
+        let mut checked = 0;
+        for (s, sc) in test_views(20, 3).into_iter().chain(test_views(17, 1)) {
+            if sc.cols() > MAX_COLS {
+                continue;
+            }
+            let next = |state: &mut u64| {
+                *state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((*state >> 40) % 9) as f64 - 4.0
+            };
+            let mut state = 3;
+            let input: Vec<f64> = (0..s.batch * s.in_h * s.in_w * s.in_channels)
+                .map(|_| next(&mut state))
+                .collect();
+            let filter: Vec<f64> = (0..s.r * s.r * s.in_channels * sc.cols())
+                .map(|_| next(&mut state))
+                .collect();
+            let want = sliding_sums(&s, &sc, &input, &filter);
+            let (input, filter): (Vec<f32>, Vec<f32>) = (
+                input.iter().map(|&v| v as f32).collect(),
+                filter.iter().map(|&v| v as f32).collect(),
+            );
+            for m in 2..=MAX_TILE.min(MAX_ALPHA + 1 - s.r) {
+                for tiling in Tiling::candidates(&s, m) {
+                    // Room holding NaNs, so that a value the engine leaves unwritten shows.
+                    let mut out = vec![f32::NAN; want.len()];
+                    out.clear();
+                    let outcome =
+                        correlate(&s, &sc, tiling, &input, &filter, (&mut out, want.len()));
+                    if !super::super::simd::avx512() {
+                        assert_eq!(outcome, Outcome::Declined);
+                        continue;
+                    }
+                    assert_eq!(outcome, Outcome::Done, "{tiling:?}");
+                    let scale = want.iter().fold(1.0f64, |a, b| a.max(b.abs()));
+                    let error = out
+                        .iter()
+                        .zip(&want)
+                        .map(|(&a, b)| (a as f64 - b).abs())
+                        .fold(0.0f64, |worst, e| {
+                            if e.is_nan() || worst.is_nan() {
+                                f64::NAN
+                            } else {
+                                worst.max(e)
+                            }
+                        });
+                    assert!(error <= 1e-5 * scale, "{tiling:?} {s:?} {sc:?}: {error}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(
+            checked >= 10 || !super::super::simd::avx512(),
+            "only {checked} tilings"
+        );
     }
 }
