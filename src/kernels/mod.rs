@@ -15,7 +15,9 @@
 //!   Where the phases' taps overlap, all phases at once are a stride-1 correlation of
 //!   `dy` (the sub-pixel view), which Winograd's algorithm computes with fewer products
 //!   (where the view has at most 16 columns, a DCGAN generator's RGB layer, by an engine
-//!   of our own whose products are vectorised over tiles, NHWC only). Where the kernel
+//!   of our own whose products are vectorised over tiles, NHWC only; a grid one position
+//!   past a multiple of the tile, as k4 s2 layers have, is cut to whole tiles and its
+//!   last row and column computed directly). Where the kernel
 //!   equals the stride (no padding), each `dy` pixel's product with the filter is a tile
 //!   of `dx` of its own, stored straight into `dx` by a register-blocked product of our
 //!   own (NHWC only);
