@@ -80,6 +80,21 @@ pub fn try_zeros<T: Element>(arg: &str, shape: [usize; 4]) -> Result<Array4<T>> 
     into_array(arg, shape, data)
 }
 
+/// A new output array of `shape`: filled by `fresh` (the plans that store every value,
+/// given empty room for `len` values), or, where it declines, zero-filled for the other
+/// plans; with whether `fresh` filled it.
+fn new_output<T: Element>(
+    shape: [usize; 4],
+    fresh: impl FnOnce(&mut Vec<T>, usize) -> bool,
+) -> Result<(Array4<T>, bool)> {
+    let (mut data, len) = try_room("output", shape)?;
+    let filled = fresh(&mut data, len);
+    if !filled {
+        fill_zeros(&mut data, len);
+    }
+    Ok((into_array("output", shape, data)?, filled))
+}
+
 /// `y = conv(x, w)`: x NHWC, w HWIO, result NHWC.
 pub fn forward<T: Element>(p: &Problem, x: ArrayView4<T>, w: ArrayView4<T>) -> Result<Array4<T>> {
     run_forward(None, DataFormat::Nhwc, p, x, w)
@@ -136,13 +151,12 @@ fn run_forward<T: Element>(
     check("filter", w.shape(), p.filter_shape())?;
     let (x, w) = (standard(x), standard(w));
     let shape = format.from_nhwc_shape(p.output_shape());
-    let (mut data, len) = try_room("output", shape)?;
-    // Plans that store every value skip the zero-fill.
-    if kernels::forward_fresh(plan, format, p, (slice(&x), slice(&w)), &mut data, len) {
-        return into_array("output", shape, data);
+    let (mut y, fresh) = new_output(shape, |data, len| {
+        kernels::forward_fresh(plan, format, p, (slice(&x), slice(&w)), data, len)
+    })?;
+    if fresh {
+        return Ok(y);
     }
-    fill_zeros(&mut data, len);
-    let mut y = into_array("output", shape, data)?;
     kernels::forward_with(
         plan,
         format,
@@ -232,13 +246,12 @@ fn run_backward_data<T: Element>(
     let (dy, w) = (standard(dy), standard(w));
     let (dy_values, w_values) = (slice(&dy), slice(&w));
     let shape = format.from_nhwc_shape(p.input_shape());
-    let (mut data, len) = try_room("output", shape)?;
-    // Plans that store every value skip the zero-fill.
-    if kernels::backward_data_fresh(plan, format, p, (dy_values, w_values), &mut data, len) {
-        return into_array("output", shape, data);
+    let (mut dx, fresh) = new_output(shape, |data, len| {
+        kernels::backward_data_fresh(plan, format, p, (dy_values, w_values), data, len)
+    })?;
+    if fresh {
+        return Ok(dx);
     }
-    fill_zeros(&mut data, len);
-    let mut dx = into_array("output", shape, data)?;
     let dx_values = dx.as_slice_mut().unwrap_or_default();
     if kernels::backward_data_with(plan, format, p, dy_values, w_values, dx_values) {
         return Ok(dx);

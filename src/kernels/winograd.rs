@@ -339,26 +339,20 @@ pub(crate) struct Tiling {
 impl Tiling {
     /// The tilings worth costing for tiles of `m`: the whole grid, and each axis cut to
     /// whole tiles (where that leaves at least one tile).
-    pub fn candidates(s: &Sliding, m: usize) -> Vec<Tiling> {
-        let cut = |grid: usize| {
+    pub fn candidates(s: &Sliding, m: usize) -> impl Iterator<Item = Tiling> {
+        // An axis's tiled positions: all of them, or as many as whole tiles cover.
+        let cut = move |grid: usize| {
             let whole = grid / m * m;
-            if whole > 0 && whole < grid {
-                vec![grid, whole]
-            } else {
-                vec![grid]
-            }
+            std::iter::once(grid).chain((whole > 0 && whole < grid).then_some(whole))
         };
-        let mut all = Vec::new();
-        for &tiled_h in &cut(s.grid_h) {
-            for &tiled_w in &cut(s.grid_w) {
-                all.push(Tiling {
-                    m,
-                    tiled_h,
-                    tiled_w,
-                });
-            }
-        }
-        all
+        let (grid_h, grid_w) = (s.grid_h, s.grid_w);
+        cut(grid_h).flat_map(move |tiled_h| {
+            cut(grid_w).map(move |tiled_w| Tiling {
+                m,
+                tiled_h,
+                tiled_w,
+            })
+        })
     }
 
     /// The sliding correlation of the tiled positions only.
@@ -379,7 +373,6 @@ impl Tiling {
     /// in units of `in_channels x channels`).
     pub fn edge_products(&self, s: &Sliding, sc: &Scatter) -> usize {
         edges(s, sc, *self)
-            .iter()
             .map(|e| e.positions() / s.batch.max(1) * e.taps() * e.phases())
             .sum()
     }
@@ -472,33 +465,28 @@ impl Edge {
 /// then each grid column past the tiled columns (the tiled rows), with the taps and
 /// phases along the edge's own axis that reach the input and the output. (Along the
 /// other axis all taps and phases are kept; those outside read zeros or are dropped.)
-fn edges(s: &Sliding, sc: &Scatter, tiling: Tiling) -> Vec<Edge> {
-    let mut all = Vec::new();
-    for gh in tiling.tiled_h..s.grid_h {
-        all.push(Edge {
-            rows: (gh, gh + 1),
-            cols: (0, s.grid_w),
-            batch: s.batch,
-            taps_h: inside(s.origin_h, gh, s.r, s.in_h),
-            taps_w: (0, s.r),
-            phases_h: landing(sc.stride_h, sc.shift_h, gh, sc.out_h),
-            phases_w: (0, sc.stride_w),
-        });
-    }
-    for gw in tiling.tiled_w..s.grid_w {
-        all.push(Edge {
-            rows: (0, tiling.tiled_h),
-            cols: (gw, gw + 1),
-            batch: s.batch,
-            taps_h: (0, s.r),
-            taps_w: inside(s.origin_w, gw, s.r, s.in_w),
-            phases_h: (0, sc.stride_h),
-            phases_w: landing(sc.stride_w, sc.shift_w, gw, sc.out_w),
-        });
-    }
+fn edges<'a>(s: &'a Sliding, sc: &'a Scatter, tiling: Tiling) -> impl Iterator<Item = Edge> + 'a {
+    let rows = (tiling.tiled_h..s.grid_h).map(move |gh| Edge {
+        rows: (gh, gh + 1),
+        cols: (0, s.grid_w),
+        batch: s.batch,
+        taps_h: inside(s.origin_h, gh, s.r, s.in_h),
+        taps_w: (0, s.r),
+        phases_h: landing(sc.stride_h, sc.shift_h, gh, sc.out_h),
+        phases_w: (0, sc.stride_w),
+    });
+    let cols = (tiling.tiled_w..s.grid_w).map(move |gw| Edge {
+        rows: (0, tiling.tiled_h),
+        cols: (gw, gw + 1),
+        batch: s.batch,
+        taps_h: (0, s.r),
+        taps_w: inside(s.origin_w, gw, s.r, s.in_w),
+        phases_h: (0, sc.stride_h),
+        phases_w: landing(sc.stride_w, sc.shift_w, gw, sc.out_w),
+    });
     // (Edges without taps inside the input still own outputs: zeros.)
-    all.retain(|e| e.phases() > 0 && e.positions() > 0);
-    all
+    rows.chain(cols)
+        .filter(|e| e.phases() > 0 && e.positions() > 0)
 }
 
 /// Positions of an edge one product takes: a fixed count, so results do not depend on
@@ -1584,22 +1572,40 @@ pub(crate) fn test_views(k: usize, c: usize) -> Vec<(Sliding, Scatter)> {
     ]
 }
 
+/// Small integers in -4..=4 (exact in f64 through the transforms' halves and sixths to
+/// 1e-9), a fixed sequence per seed: the engines' tests' inputs.
+#[cfg(test)]
+pub(crate) fn ints(len: usize, seed: u64) -> Vec<f64> {
+    let mut state = seed;
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) % 9) as f64 - 4.0
+        })
+        .collect()
+}
+
+/// The largest difference between `got` and `want`, NaN where either holds one (which
+/// `f64::max` would skip).
+#[cfg(test)]
+pub(crate) fn max_error(got: impl IntoIterator<Item = f64>, want: &[f64]) -> f64 {
+    got.into_iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, |worst, e| {
+            if e.is_nan() || worst.is_nan() {
+                f64::NAN
+            } else {
+                worst.max(e)
+            }
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Small integers (exact in f64 through the transforms' halves and sixths to 1e-9).
-    fn ints(len: usize, seed: u64) -> Vec<f64> {
-        let mut state = seed;
-        (0..len)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((state >> 40) % 9) as f64 - 4.0
-            })
-            .collect()
-    }
 
     /// The NCHW form of NHWC values.
     fn planes(values: &[f64], (_, h, w, c): (usize, usize, usize, usize)) -> Vec<f64> {
@@ -1625,16 +1631,7 @@ mod tests {
                 for tiling in Tiling::candidates(&s, m) {
                     let mut out = vec![0.0; want.len()];
                     correlate(&s, &sc, tiling, &input, &filter, &mut out);
-                    let error = out.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(
-                        0.0f64,
-                        |worst, e| {
-                            if e.is_nan() || worst.is_nan() {
-                                f64::NAN
-                            } else {
-                                worst.max(e)
-                            }
-                        },
-                    );
+                    let error = max_error(out, &want);
                     assert!(error < 1e-9, "{tiling:?} {s:?} {sc:?}: {error}");
                     let (s_nchw, sc_nchw) = (
                         Sliding {
@@ -1650,18 +1647,10 @@ mod tests {
                     let mut out = vec![0.0; want.len()];
                     correlate(&s_nchw, &sc_nchw, tiling, &input_nchw, &filter, &mut out);
                     let want = planes(&want, shape);
-                    let error = out.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(
-                        0.0f64,
-                        |worst, e| {
-                            if e.is_nan() || worst.is_nan() {
-                                f64::NAN
-                            } else {
-                                worst.max(e)
-                            }
-                        },
-                    );
+                    let error = max_error(out, &want);
                     assert!(error < 1e-9, "NCHW {tiling:?} {s:?} {sc:?}: {error}");
-                    checked += usize::from(tiling != Tiling::candidates(&s, m)[0]);
+                    checked +=
+                        usize::from((tiling.tiled_h, tiling.tiled_w) != (s.grid_h, s.grid_w));
                 }
             }
         }

@@ -465,20 +465,21 @@ mod tests {
     /// [`Transforms::new`] times the line, to f32 rounding.
     #[test]
     fn line_transforms_are_their_matrices() {
+        /// Each value of `got` against `want` (the matrix times `x`).
+        fn compare(what: &str, got: &[Scalar], want: &[f64], x: &[f32]) {
+            let scale = 1.0 + x.iter().map(|v| v.abs() as f64).sum::<f64>() * 8.0;
+            for (i, (got, want)) in got.iter().zip(want).enumerate() {
+                let error = (got.0 as f64 - want).abs();
+                assert!(error <= 1e-6 * scale, "{what} row {i}: {} vs {want}", got.0);
+            }
+        }
         fn input<const A: usize>(m: usize, r: usize, state: &mut u64) {
             let t = Transforms::new(m, r);
             for _ in 0..50 {
                 let x = values::<A>(state);
                 let mut out = [Scalar(0.0); A];
                 input_1d(&x.map(Scalar), &mut out);
-                for (i, (got, want)) in out.iter().zip(times::<A, A>(&t.bt, &x)).enumerate() {
-                    let scale = 1.0 + x.iter().map(|v| v.abs() as f64).sum::<f64>() * 8.0;
-                    assert!(
-                        (got.0 as f64 - want).abs() <= 1e-6 * scale,
-                        "BT{A} row {i}: {} vs {want}",
-                        got.0
-                    );
-                }
+                compare(&format!("BT{A}"), &out, &times::<A, A>(&t.bt, &x), &x);
             }
         }
         fn output<const M: usize, const A: usize>(r: usize, state: &mut u64) {
@@ -487,14 +488,7 @@ mod tests {
                 let x = values::<A>(state);
                 let mut out = [Scalar(0.0); M];
                 output_1d::<Scalar, M, A>(&x.map(Scalar), &mut out);
-                for (i, (got, want)) in out.iter().zip(times::<M, A>(&t.at, &x)).enumerate() {
-                    let scale = 1.0 + x.iter().map(|v| v.abs() as f64).sum::<f64>() * 8.0;
-                    assert!(
-                        (got.0 as f64 - want).abs() <= 1e-6 * scale,
-                        "AT{M}{A} row {i}: {} vs {want}",
-                        got.0
-                    );
-                }
+                compare(&format!("AT{M}{A}"), &out, &times::<M, A>(&t.at, &x), &x);
             }
         }
         let mut state = 7;

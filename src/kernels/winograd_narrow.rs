@@ -524,7 +524,7 @@ impl Job<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::winograd::{sliding_sums, test_views};
+    use super::super::winograd::{ints, max_error, sliding_sums, test_views};
     use super::*;
 
     /// Every tiling the engine takes gives the sums of the definition to f32 rounding
@@ -536,19 +536,8 @@ mod tests {
             if sc.cols() > MAX_COLS {
                 continue;
             }
-            let next = |state: &mut u64| {
-                *state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((*state >> 40) % 9) as f64 - 4.0
-            };
-            let mut state = 3;
-            let input: Vec<f64> = (0..s.batch * s.in_h * s.in_w * s.in_channels)
-                .map(|_| next(&mut state))
-                .collect();
-            let filter: Vec<f64> = (0..s.r * s.r * s.in_channels * sc.cols())
-                .map(|_| next(&mut state))
-                .collect();
+            let input = ints(s.batch * s.in_h * s.in_w * s.in_channels, 3);
+            let filter = ints(s.r * s.r * s.in_channels * sc.cols(), 4);
             let want = sliding_sums(&s, &sc, &input, &filter);
             let (input, filter): (Vec<f32>, Vec<f32>) = (
                 input.iter().map(|&v| v as f32).collect(),
@@ -567,17 +556,7 @@ mod tests {
                     }
                     assert_eq!(outcome, Outcome::Done, "{tiling:?}");
                     let scale = want.iter().fold(1.0f64, |a, b| a.max(b.abs()));
-                    let error = out
-                        .iter()
-                        .zip(&want)
-                        .map(|(&a, b)| (a as f64 - b).abs())
-                        .fold(0.0f64, |worst, e| {
-                            if e.is_nan() || worst.is_nan() {
-                                f64::NAN
-                            } else {
-                                worst.max(e)
-                            }
-                        });
+                    let error = max_error(out.iter().map(|&v| f64::from(v)), &want);
                     assert!(error <= 1e-5 * scale, "{tiling:?} {s:?} {sc:?}: {error}");
                     checked += 1;
                 }
