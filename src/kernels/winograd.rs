@@ -339,20 +339,26 @@ pub(crate) struct Tiling {
 impl Tiling {
     /// The tilings worth costing for tiles of `m`: the whole grid, and each axis cut to
     /// whole tiles (where that leaves at least one tile).
-    pub fn candidates(s: &Sliding, m: usize) -> impl Iterator<Item = Tiling> {
-        // An axis's tiled positions: all of them, or as many as whole tiles cover.
-        let cut = move |grid: usize| {
+    pub fn candidates(s: &Sliding, m: usize) -> Vec<Tiling> {
+        let cut = |grid: usize| {
             let whole = grid / m * m;
-            std::iter::once(grid).chain((whole > 0 && whole < grid).then_some(whole))
+            if whole > 0 && whole < grid {
+                vec![grid, whole]
+            } else {
+                vec![grid]
+            }
         };
-        let (grid_h, grid_w) = (s.grid_h, s.grid_w);
-        cut(grid_h).flat_map(move |tiled_h| {
-            cut(grid_w).map(move |tiled_w| Tiling {
-                m,
-                tiled_h,
-                tiled_w,
-            })
-        })
+        let mut all = Vec::new();
+        for &tiled_h in &cut(s.grid_h) {
+            for &tiled_w in &cut(s.grid_w) {
+                all.push(Tiling {
+                    m,
+                    tiled_h,
+                    tiled_w,
+                });
+            }
+        }
+        all
     }
 
     /// The sliding correlation of the tiled positions only.
@@ -373,6 +379,7 @@ impl Tiling {
     /// in units of `in_channels x channels`).
     pub fn edge_products(&self, s: &Sliding, sc: &Scatter) -> usize {
         edges(s, sc, *self)
+            .iter()
             .map(|e| e.positions() / s.batch.max(1) * e.taps() * e.phases())
             .sum()
     }
@@ -465,28 +472,33 @@ impl Edge {
 /// then each grid column past the tiled columns (the tiled rows), with the taps and
 /// phases along the edge's own axis that reach the input and the output. (Along the
 /// other axis all taps and phases are kept; those outside read zeros or are dropped.)
-fn edges<'a>(s: &'a Sliding, sc: &'a Scatter, tiling: Tiling) -> impl Iterator<Item = Edge> + 'a {
-    let rows = (tiling.tiled_h..s.grid_h).map(move |gh| Edge {
-        rows: (gh, gh + 1),
-        cols: (0, s.grid_w),
-        batch: s.batch,
-        taps_h: inside(s.origin_h, gh, s.r, s.in_h),
-        taps_w: (0, s.r),
-        phases_h: landing(sc.stride_h, sc.shift_h, gh, sc.out_h),
-        phases_w: (0, sc.stride_w),
-    });
-    let cols = (tiling.tiled_w..s.grid_w).map(move |gw| Edge {
-        rows: (0, tiling.tiled_h),
-        cols: (gw, gw + 1),
-        batch: s.batch,
-        taps_h: (0, s.r),
-        taps_w: inside(s.origin_w, gw, s.r, s.in_w),
-        phases_h: (0, sc.stride_h),
-        phases_w: landing(sc.stride_w, sc.shift_w, gw, sc.out_w),
-    });
+fn edges(s: &Sliding, sc: &Scatter, tiling: Tiling) -> Vec<Edge> {
+    let mut all = Vec::new();
+    for gh in tiling.tiled_h..s.grid_h {
+        all.push(Edge {
+            rows: (gh, gh + 1),
+            cols: (0, s.grid_w),
+            batch: s.batch,
+            taps_h: inside(s.origin_h, gh, s.r, s.in_h),
+            taps_w: (0, s.r),
+            phases_h: landing(sc.stride_h, sc.shift_h, gh, sc.out_h),
+            phases_w: (0, sc.stride_w),
+        });
+    }
+    for gw in tiling.tiled_w..s.grid_w {
+        all.push(Edge {
+            rows: (0, tiling.tiled_h),
+            cols: (gw, gw + 1),
+            batch: s.batch,
+            taps_h: (0, s.r),
+            taps_w: inside(s.origin_w, gw, s.r, s.in_w),
+            phases_h: (0, sc.stride_h),
+            phases_w: landing(sc.stride_w, sc.shift_w, gw, sc.out_w),
+        });
+    }
     // (Edges without taps inside the input still own outputs: zeros.)
-    rows.chain(cols)
-        .filter(|e| e.phases() > 0 && e.positions() > 0)
+    all.retain(|e| e.phases() > 0 && e.positions() > 0);
+    all
 }
 
 /// Positions of an edge one product takes: a fixed count, so results do not depend on
