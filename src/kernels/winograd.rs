@@ -537,62 +537,11 @@ pub(crate) fn correlate_edges<T: Element>(
                 }
             }
         }
-        // Products in fixed chunks of positions (each thread reusing its windows).
         let positions = edge.positions();
         let mut results = vec![T::zero(); positions * ncols];
-        results
-            .par_chunks_mut(EDGE_CHUNK * ncols)
-            .enumerate()
-            .filter(|_| kdim > 0)
-            .for_each_init(Vec::new, |windows, (index, result)| {
-                let chunk = index * EDGE_CHUNK..(index * EDGE_CHUNK + EDGE_CHUNK).min(positions);
-                windows.resize(chunk.len() * kdim, T::zero());
-                for (window, at) in windows.chunks_mut(kdim).zip(chunk.clone()) {
-                    let (image, gh, gw) = edge.position(at);
-                    let mut taps = window.chunks_mut(k);
-                    for a in jh.0..jh.1 {
-                        let ih = s.origin_h + (gh + a) as isize;
-                        for b in jw.0..jw.1 {
-                            let Some(tap) = taps.next() else {
-                                return;
-                            };
-                            let iw = s.origin_w + (gw + b) as isize;
-                            if ih < 0 || ih as usize >= s.in_h || iw < 0 || iw as usize >= s.in_w {
-                                tap.fill(T::zero());
-                                continue;
-                            }
-                            match s.pixel(image, ih as usize, iw as usize) {
-                                (start, 1) => transpose::copy(tap, &input[start..], k),
-                                at => Sliding::gather(input, at, tap),
-                            }
-                        }
-                    }
-                }
-                gemm(
-                    MatMut {
-                        data: result,
-                        rows: chunk.len(),
-                        cols: ncols,
-                        row_stride: ncols,
-                        col_stride: 1,
-                    },
-                    false,
-                    Mat {
-                        data: windows,
-                        rows: chunk.len(),
-                        cols: kdim,
-                        row_stride: kdim,
-                        col_stride: 1,
-                    },
-                    Mat {
-                        data: &compact,
-                        rows: kdim,
-                        cols: ncols,
-                        row_stride: ncols,
-                        col_stride: 1,
-                    },
-                );
-            });
+        if kdim > 0 && !edge_by_lines(s, &edge, input, &compact, &mut results) {
+            edge_by_gemm(s, &edge, input, &compact, &mut results);
+        }
         for (at, values) in results.chunks(ncols.max(1)).enumerate() {
             let (image, gh, gw) = edge.position(at);
             for p in ph.0..ph.1 {
@@ -623,6 +572,262 @@ pub(crate) fn correlate_edges<T: Element>(
         }
     }
     finite
+}
+
+/// An edge's products by small GEMMs on gathered windows, in fixed chunks of
+/// [`EDGE_CHUNK`] positions (each thread reusing its windows): `results[position][col]`.
+fn edge_by_gemm<T: Element>(
+    s: &Sliding,
+    edge: &Edge,
+    input: &[T],
+    compact: &[T],
+    results: &mut [T],
+) {
+    let (jh, jw, k) = (edge.taps_h, edge.taps_w, s.in_channels);
+    let kdim = edge.taps() * k;
+    let (ncols, positions) = (compact.len() / kdim.max(1), edge.positions());
+    results
+        .par_chunks_mut(EDGE_CHUNK * ncols)
+        .enumerate()
+        .for_each_init(Vec::new, |windows, (index, result)| {
+            let chunk = index * EDGE_CHUNK..(index * EDGE_CHUNK + EDGE_CHUNK).min(positions);
+            windows.resize(chunk.len() * kdim, T::zero());
+            for (window, at) in windows.chunks_mut(kdim).zip(chunk.clone()) {
+                let (image, gh, gw) = edge.position(at);
+                let mut taps = window.chunks_mut(k);
+                for a in jh.0..jh.1 {
+                    let ih = s.origin_h + (gh + a) as isize;
+                    for b in jw.0..jw.1 {
+                        let Some(tap) = taps.next() else {
+                            return;
+                        };
+                        let iw = s.origin_w + (gw + b) as isize;
+                        if ih < 0 || ih as usize >= s.in_h || iw < 0 || iw as usize >= s.in_w {
+                            tap.fill(T::zero());
+                            continue;
+                        }
+                        match s.pixel(image, ih as usize, iw as usize) {
+                            (start, 1) => transpose::copy(tap, &input[start..], k),
+                            at => Sliding::gather(input, at, tap),
+                        }
+                    }
+                }
+            }
+            gemm(
+                MatMut {
+                    data: result,
+                    rows: chunk.len(),
+                    cols: ncols,
+                    row_stride: ncols,
+                    col_stride: 1,
+                },
+                false,
+                Mat {
+                    data: windows,
+                    rows: chunk.len(),
+                    cols: kdim,
+                    row_stride: kdim,
+                    col_stride: 1,
+                },
+                Mat {
+                    data: compact,
+                    rows: kdim,
+                    cols: ncols,
+                    row_stride: ncols,
+                    col_stride: 1,
+                },
+            );
+        });
+}
+
+/// An edge's products by lanes of positions along its line (its grid row or column),
+/// in f32 with at most [`MAX_LINE_COLS`] result columns, where the CPU has a register
+/// kernel: each edge tap's input line, channels apart, then per block of positions the
+/// sum over taps and channels of the shifted line times the broadcast filter value.
+/// Every lane works, where a GEMM over so few columns leaves most idle (T5's edges:
+/// 6 columns). False, with `results` untouched, where it does not apply.
+fn edge_by_lines<T: 'static>(
+    s: &Sliding,
+    edge: &Edge,
+    input: &[T],
+    compact: &[T],
+    results: &mut [T],
+) -> bool {
+    let (Some(input), Some(filter), Some(results)) =
+        (f32s(input), f32s(compact), f32s_mut(results))
+    else {
+        return false;
+    };
+    let k = s.in_channels;
+    let ncols = filter.len() / (edge.taps() * k).max(1);
+    if !(1..=MAX_LINE_COLS).contains(&ncols) || simd::isa() == simd::Isa::None {
+        return false;
+    }
+    // Every edge is one grid row (a line along w) or one grid column (along h): its
+    // positions, the edge's fixed grid index across the line, the taps both ways, and
+    // the input's origin, length and pixel step along the line and its length across.
+    let along_w = edge.rows.1 - edge.rows.0 == 1;
+    let pixel = if s.channels_first { 1 } else { k };
+    let (line, across, across_taps, line_taps) = if along_w {
+        (edge.cols, edge.rows.0, edge.taps_h, edge.taps_w)
+    } else {
+        (edge.rows, edge.cols.0, edge.taps_w, edge.taps_h)
+    };
+    let (origin, len, step, across_origin, across_len) = if along_w {
+        (s.origin_w, s.in_w, pixel, s.origin_h, s.in_h)
+    } else {
+        (s.origin_h, s.in_h, s.in_w * pixel, s.origin_w, s.in_w)
+    };
+    // Per tap of the compact filter (taps_h outer): its edge tap and its shift along
+    // the line.
+    let mut shifts = Vec::with_capacity(edge.taps());
+    for a in edge.taps_h.0..edge.taps_h.1 {
+        for b in edge.taps_w.0..edge.taps_w.1 {
+            let (across_tap, line_tap) = if along_w { (a, b) } else { (b, a) };
+            shifts.push((across_tap - across_taps.0, line_tap));
+        }
+    }
+    // Line value `x` is input coordinate `start + x` (zero outside the input); the
+    // lanes of the last block of positions read at most `line_taps.1` past it.
+    let positions = line.1 - line.0;
+    let x_len = positions.div_ceil(LANES) * LANES + line_taps.1;
+    let start = origin + line.0 as isize;
+    let x0 = (-start).clamp(0, x_len as isize) as usize;
+    let x1 = (len as isize - start).clamp(x0 as isize, x_len as isize) as usize;
+    results
+        .par_chunks_mut(positions * ncols)
+        .enumerate()
+        .for_each_init(Vec::new, |lines: &mut Vec<f32>, (image, out)| {
+            lines.clear();
+            lines.resize((across_taps.1 - across_taps.0) * k * x_len, 0.0);
+            for (tap, lines) in (across_taps.0..across_taps.1).zip(lines.chunks_mut(k * x_len)) {
+                let fixed = across_origin + (across + tap) as isize;
+                if fixed < 0 || fixed as usize >= across_len || x0 == x1 {
+                    continue;
+                }
+                let (fixed, along) = (fixed as usize, (start + x0 as isize) as usize);
+                let (ih, iw) = if along_w {
+                    (fixed, along)
+                } else {
+                    (along, fixed)
+                };
+                let (first, channel_step) = s.pixel(image, ih, iw);
+                let lines = &mut lines[x0..];
+                if channel_step == 1 {
+                    transpose::strided(&input[first..], step, (x1 - x0, k), lines, x_len);
+                } else {
+                    for (c, line) in lines.chunks_mut(x_len).enumerate() {
+                        for (x, value) in line[..x1 - x0].iter_mut().enumerate() {
+                            *value = input[first + c * channel_step + x * step];
+                        }
+                    }
+                }
+            }
+            let kernel = LineProducts {
+                lines,
+                x_len,
+                shifts: &shifts,
+                k,
+                filter,
+                out,
+            };
+            if let Err(kernel) = simd::dispatch(kernel) {
+                kernel.portable();
+            }
+        });
+    true
+}
+
+/// Most result columns [`edge_by_lines`] takes (one register of accumulators each).
+const MAX_LINE_COLS: usize = 16;
+
+/// One line of an edge for [`edge_by_lines`]: `out[p][col] = sum over taps t and
+/// channels c of lines[edge tap][c][p + shift] * filter[t][c][col]`.
+struct LineProducts<'a> {
+    /// `[edge tap][channel][x]`, `x_len` values per channel, zeros outside the input.
+    lines: &'a [f32],
+    x_len: usize,
+    /// Per tap of `filter`: its edge tap and its shift along the line.
+    shifts: &'a [(usize, usize)],
+    k: usize,
+    /// `[tap][channel][col]`.
+    filter: &'a [f32],
+    /// `[position][col]`.
+    out: &'a mut [f32],
+}
+
+impl LineProducts<'_> {
+    /// The sums one at a time (CPUs without a register kernel).
+    fn portable(self) {
+        let ncols = self.filter.len() / (self.shifts.len() * self.k).max(1);
+        for (p, out) in self.out.chunks_mut(ncols).enumerate() {
+            out.fill(0.0);
+            for (t, &(e, shift)) in self.shifts.iter().enumerate() {
+                for c in 0..self.k {
+                    let x = self.lines[(e * self.k + c) * self.x_len + p + shift];
+                    let f = &self.filter[(t * self.k + c) * ncols..][..ncols];
+                    for (o, &f) in out.iter_mut().zip(f) {
+                        *o += x * f;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The sums with `N` result columns, a register of positions each.
+    #[inline(always)]
+    unsafe fn columns<V: F32s, const N: usize>(self) {
+        let positions = self.out.len() / N;
+        let k = self.k;
+        for p0 in (0..positions).step_by(V::LANES) {
+            // SAFETY: the CPU has `V`'s instruction set (`Kernel::run`'s contract).
+            let mut acc = [unsafe { V::zero() }; N];
+            for (t, &(e, shift)) in self.shifts.iter().enumerate() {
+                for c in 0..k {
+                    let x = &self.lines[(e * k + c) * self.x_len + p0 + shift..][..V::LANES];
+                    let f = &self.filter[(t * k + c) * N..][..N];
+                    // SAFETY: as above; `x` holds `LANES` values (bounds-checked slice).
+                    let x = unsafe { V::load(x.as_ptr()) };
+                    for (acc, &f) in acc.iter_mut().zip(f) {
+                        // SAFETY: as above.
+                        *acc = x.mul_add(unsafe { V::splat(f) }, *acc);
+                    }
+                }
+            }
+            let width = (positions - p0).min(V::LANES);
+            let mut lanes = [[0.0f32; LANES]; N];
+            for (acc, lanes) in acc.iter().zip(&mut lanes) {
+                // SAFETY: as above; `lanes` holds `LANES >= V::LANES` values.
+                unsafe { acc.store(lanes.as_mut_ptr()) };
+            }
+            for (lane, out) in self.out[p0 * N..][..width * N]
+                .chunks_exact_mut(N)
+                .enumerate()
+            {
+                for (o, lanes) in out.iter_mut().zip(&lanes) {
+                    *o = lanes[lane];
+                }
+            }
+        }
+    }
+}
+
+impl simd::Kernel for LineProducts<'_> {
+    type Output = ();
+    #[inline(always)]
+    unsafe fn run<V: F32s>(self) {
+        let ncols = self.filter.len() / (self.shifts.len() * self.k).max(1);
+        macro_rules! columns {
+            ($($n:literal)*) => {
+                match ncols {
+                    // SAFETY: the CPU has `V`'s instruction set (this method's contract).
+                    $($n => unsafe { self.columns::<V, $n>() },)*
+                    _ => self.portable(),
+                }
+            };
+        }
+        columns!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
+    }
 }
 
 /// Nonzero coefficients of each row of a row-major `rows x cols` matrix, as `T`.
@@ -1661,12 +1866,86 @@ mod tests {
                     let want = planes(&want, shape);
                     let error = max_error(out, &want);
                     assert!(error < 1e-9, "NCHW {tiling:?} {s:?} {sc:?}: {error}");
+                    // In f32 too: the edges' register kernel (up to 16 columns).
+                    let single = |values: &[f64]| values.iter().map(|&v| v as f32).collect();
+                    let (input32, filter32): (Vec<f32>, Vec<f32>) =
+                        (single(&input), single(&filter));
+                    let mut out = vec![0.0f32; want.len()];
+                    correlate(&s, &sc, tiling, &input32, &filter32, &mut out);
+                    let scale = want.iter().fold(1.0f64, |a, b| a.max(b.abs()));
+                    let error = max_error(
+                        out.iter().map(|&v| f64::from(v)),
+                        &sliding_sums(&s, &sc, &input, &filter),
+                    );
+                    assert!(error < 1e-5 * scale, "f32 {tiling:?} {s:?} {sc:?}: {error}");
+                    let mut out = vec![0.0f32; want.len()];
+                    correlate(
+                        &s_nchw,
+                        &sc_nchw,
+                        tiling,
+                        &single(&input_nchw),
+                        &filter32,
+                        &mut out,
+                    );
+                    let error = max_error(out.iter().map(|&v| f64::from(v)), &want);
+                    assert!(
+                        error < 1e-5 * scale,
+                        "f32 NCHW {tiling:?} {s:?} {sc:?}: {error}"
+                    );
                     checked +=
                         usize::from((tiling.tiled_h, tiling.tiled_w) != (s.grid_h, s.grid_w));
                 }
             }
         }
         assert!(checked >= 10, "only {checked} cut tilings");
+    }
+
+    /// The edges' line products, in registers and one at a time, are their definition's
+    /// sums (the registers' last block of positions partly filled).
+    #[test]
+    fn line_products_are_their_sums() {
+        let (k, x_len, positions) = (5, 40, 21);
+        let shifts = [(0, 0), (0, 1), (1, 0), (1, 2)];
+        for ncols in [1, 6, 16] {
+            let lines: Vec<f32> = ints(2 * k * x_len, 7).iter().map(|&v| v as f32).collect();
+            let filter: Vec<f32> = ints(shifts.len() * k * ncols, 8)
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
+            let mut want = vec![0.0f64; positions * ncols];
+            for (p, want) in want.chunks_mut(ncols).enumerate() {
+                for (t, &(e, shift)) in shifts.iter().enumerate() {
+                    for c in 0..k {
+                        let x = f64::from(lines[(e * k + c) * x_len + p + shift]);
+                        for (col, w) in want.iter_mut().enumerate() {
+                            *w += x * f64::from(filter[(t * k + c) * ncols + col]);
+                        }
+                    }
+                }
+            }
+            let run = |registers: bool| {
+                let mut out = vec![f32::NAN; positions * ncols];
+                let kernel = LineProducts {
+                    lines: &lines,
+                    x_len,
+                    shifts: &shifts,
+                    k,
+                    filter: &filter,
+                    out: &mut out,
+                };
+                match registers {
+                    true => {
+                        if let Err(kernel) = simd::dispatch(kernel) {
+                            kernel.portable();
+                        }
+                    }
+                    false => kernel.portable(),
+                }
+                max_error(out.iter().map(|&v| f64::from(v)), &want)
+            };
+            assert_eq!(run(true), 0.0, "{ncols} columns in registers");
+            assert_eq!(run(false), 0.0, "{ncols} columns one at a time");
+        }
     }
 
     /// `AT [(BT d) . (G g)]` is the correlation of `d` with `g`, for every tile size used.
