@@ -393,6 +393,14 @@ impl Job<'_> {
                 }
                 let input_row =
                     &self.input[(image * s.in_h + ih as usize) * s.in_w * k..][..s.in_w * k];
+                if iw0 >= 0 && iw0 as usize + A <= s.in_w {
+                    // The whole window row inside the input: one bounds check.
+                    let run = &input_row[iw0 as usize * k..][..A * k];
+                    for (pixel, values) in line.iter_mut().zip(run.chunks_exact(k)) {
+                        *pixel = values.as_ptr();
+                    }
+                    continue;
+                }
                 for (b, pixel) in line.iter_mut().enumerate() {
                     let iw = iw0 + b as isize;
                     if iw >= 0 && (iw as usize) < s.in_w {
@@ -485,7 +493,24 @@ impl Job<'_> {
                 }
             }
         }
-        transpose::strided(&scratch.results, GROUP, (q, GROUP), &mut scratch.runs, q);
+        // `runs[tile][index] = results[index][tile]`: q / 16 whole blocks (q = M * M *
+        // stride_h * stride_w * channels), in registers, the last one masked.
+        for i0 in (0..q).step_by(GROUP) {
+            let height = GROUP.min(q - i0);
+            let mut rows = [zero; GROUP];
+            for (i, row) in rows.iter_mut().enumerate().take(height) {
+                let src = &scratch.results[(i0 + i) * GROUP..][..GROUP];
+                // SAFETY: `src` holds 16 values.
+                *row = unsafe { _mm512_loadu_ps(src.as_ptr()) };
+            }
+            let mask = ((1u32 << height) - 1) as u16;
+            for (tile, column) in transpose::registers(rows).iter().enumerate() {
+                let dst = &mut scratch.runs[tile * q + i0..][..height];
+                // SAFETY: the mask enables the first `height` lanes, which `dst` holds;
+                // masked-off lanes are not written.
+                unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr(), mask, *column) };
+            }
+        }
 
         // 5. Each (tile, grid row, phase) run into its output row, cropped to it.
         let run = M * phase_cols;
