@@ -507,8 +507,10 @@ const EDGE_CHUNK: usize = 64;
 
 /// Computes, directly, the grid positions `tiling` leaves to its edges (filter
 /// `[r][r][in_channels][cols]`), into `out` (NHWC or NCHW as `sc` says), storing every
-/// output value they own without reading `out`. Returns false where a result is not
-/// finite (NaN or infinite inputs, or overflow).
+/// output value they own without reading `out`: per edge, the products of the taps and
+/// phases that remain ([`edge_by_lines`] in f32 with few result columns, else
+/// [`edge_by_gemm`]), then their results scattered to the output. Returns false where a
+/// result is not finite (NaN or infinite inputs, or overflow).
 pub(crate) fn correlate_edges<T: Element>(
     s: &Sliding,
     sc: &Scatter,
