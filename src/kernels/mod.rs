@@ -69,9 +69,9 @@ use rayon::prelude::*;
 const COL_BUDGET_BYTES: usize = 256 * 1024;
 /// Bytes of im2col buffer one filter-gradient block gathers (the products' inner size).
 const FILTER_COL_BUDGET_BYTES: usize = 2 << 20;
-/// Upper bound on the partial filter-gradient buffers of [`backward_filter`].
+/// Upper bound on the partial filter-gradient buffers of [`backward_filter_with`].
 const PARTIAL_BUDGET_BYTES: usize = 8 << 20;
-/// Most partial sums of [`backward_filter`].
+/// Most partial sums of [`backward_filter_with`].
 const MAX_PARTIALS: usize = 16;
 
 /// Least work of one rayon task, in FLOPs (about a microsecond).

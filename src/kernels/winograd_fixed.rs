@@ -1,7 +1,7 @@
 //! Winograd's transforms with their coefficients as constants in the code, f32, one
 //! register of lanes per value (generic over [`F32s`]: AVX-512 or AVX2; the `__m512`
 //! forms serve the engines written with AVX-512 intrinsics): `BT` and `AT` of every tile size convt uses, computed at
-//! compile time as [`Transforms::new`] makes them, one function per matrix (zero terms
+//! compile time as [`Transforms::new`](super::winograd::Transforms::new) makes them, one function per matrix (zero terms
 //! vanish, unit ones are plain adds), and the two-dimensional transforms of one tile
 //! built from them. The narrow engine runs its transforms with them, and the
 //! column-vectorised engine its f32 ones.
@@ -14,7 +14,7 @@ use super::winograd::Transforms;
 use super::winograd::{MAX_ALPHA, POINTS};
 
 /// `BT` of Winograd's F(m, r) for `A = m + r - 1` points (it depends on `A` only), as
-/// [`Transforms::new`] makes it, computed at compile time: row `j` holds the coefficients
+/// [`Transforms::new`](super::winograd::Transforms::new) makes it, computed at compile time: row `j` holds the coefficients
 /// of the product of `x - p` over the finite points `p` other than point `j` (every
 /// finite point for the last row, the point at infinity).
 const fn input_matrix<const A: usize>() -> [[f32; A]; A] {
@@ -49,7 +49,7 @@ const fn input_matrix<const A: usize>() -> [[f32; A]; A] {
     bt
 }
 
-/// `AT` of Winograd's F(M, r) for `A` points, as [`Transforms::new`] makes it, computed
+/// `AT` of Winograd's F(M, r) for `A` points, as [`Transforms::new`](super::winograd::Transforms::new) makes it, computed
 /// at compile time: powers of the finite points, and 1 for infinity in the last row.
 const fn output_matrix<const M: usize, const A: usize>() -> [[f32; A]; M] {
     let mut at = [[0.0; A]; M];
@@ -462,7 +462,7 @@ mod tests {
     }
 
     /// Each transform of one line (the written-out ones included) is its matrix of
-    /// [`Transforms::new`] times the line, to f32 rounding.
+    /// [`Transforms::new`](super::winograd::Transforms::new) times the line, to f32 rounding.
     #[test]
     fn line_transforms_are_their_matrices() {
         /// Each value of `got` against `want` (the matrix times `x`).
@@ -507,7 +507,7 @@ mod tests {
         output::<4, 6>(3, &mut state);
     }
 
-    /// The compile-time transforms are those of [`Transforms::new`].
+    /// The compile-time transforms are those of [`Transforms::new`](super::winograd::Transforms::new).
     #[test]
     fn matrices_match_the_transforms() {
         fn check<const R: usize, const C: usize>(matrix: &[[f32; C]; R], want: &[f64], what: &str) {
