@@ -21,11 +21,27 @@ fn block<T: Copy>(b: &mut Block<T>) {
 }
 
 /// The 16 x 16 f32 transpose of 16 registers (rows) in four rounds of shuffles: 32-bit
-/// pairs, 64-bit pairs, then 128-bit lanes twice.
+/// pairs, 64-bit pairs, then 128-bit lanes twice ([`three_rounds`], then
+/// [`last_round`] for each pair of results).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]
 pub(crate) fn registers(
+    r: [std::arch::x86_64::__m512; BLOCK],
+) -> [std::arch::x86_64::__m512; BLOCK] {
+    let t = three_rounds(r);
+    let mut columns = t;
+    for i in 0..BLOCK / 2 {
+        (columns[i], columns[i + 8]) = last_round(&t, i);
+    }
+    columns
+}
+
+/// The first three rounds of [`registers`]: what [`last_round`] takes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(crate) fn three_rounds(
     mut r: [std::arch::x86_64::__m512; BLOCK],
 ) -> [std::arch::x86_64::__m512; BLOCK] {
     use std::arch::x86_64::*;
@@ -54,11 +70,24 @@ pub(crate) fn registers(
             t[half + i + 4] = _mm512_shuffle_f32x4::<0xdd>(r[half + i], r[half + i + 4]);
         }
     }
-    for i in 0..8 {
-        r[i] = _mm512_shuffle_f32x4::<0x88>(t[i], t[i + 8]);
-        r[i + 8] = _mm512_shuffle_f32x4::<0xdd>(t[i], t[i + 8]);
-    }
-    r
+    t
+}
+
+/// Columns `i` and `i + 8` (`i < 8`) of the transpose, from [`three_rounds`]' result:
+/// taken a pair at a time, the columns need not all be live at once (a kernel that
+/// multiplies each as it comes keeps its accumulators in registers too).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(crate) fn last_round(
+    t: &[std::arch::x86_64::__m512; BLOCK],
+    i: usize,
+) -> (std::arch::x86_64::__m512, std::arch::x86_64::__m512) {
+    use std::arch::x86_64::*;
+    (
+        _mm512_shuffle_f32x4::<0x88>(t[i], t[i + 8]),
+        _mm512_shuffle_f32x4::<0xdd>(t[i], t[i + 8]),
+    )
 }
 
 /// `dst[..len] = src[..len]` by fixed-size (inlined) copies of 16, 8, 4, 2 and 1 values,

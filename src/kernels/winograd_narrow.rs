@@ -186,7 +186,8 @@ struct Job<'a> {
     s: &'a Sliding,
     sc: &'a Scatter,
     input: &'a [f32],
-    /// The transformed filter, `[point][in][cols]`.
+    /// The transformed filter, `[point][in][cols]`, the input channels padded with zeros
+    /// to whole blocks of 16 (whose transformed inputs are zeros too).
     u: Vec<f32>,
     tiles_h: usize,
     tiles_w: usize,
@@ -241,7 +242,7 @@ fn correlate_f32(
         s,
         sc,
         input,
-        u: transform_filter(&tr, s, cols, filter),
+        u: pad_channels(transform_filter(&tr, s, cols, filter), (k, cols)),
         tiles_h,
         tiles_w,
     };
@@ -301,6 +302,51 @@ fn copy(dst: &mut [f32], src: &[f32]) {
     }
 }
 
+/// `u` (`[point][k][cols]`) with each point's channels padded with zero rows to whole
+/// blocks of 16.
+fn pad_channels(u: Vec<f32>, (k, cols): (usize, usize)) -> Vec<f32> {
+    let padded = k.div_ceil(GROUP) * GROUP;
+    if padded == k {
+        return u;
+    }
+    let mut out = vec![0.0; u.len() / k.max(1) * padded];
+    for (point, values) in u.chunks(k * cols).enumerate() {
+        out[point * padded * cols..][..k * cols].copy_from_slice(values);
+    }
+    out
+}
+
+/// `acc[c] += sum over the block's 16 channels j of channel j's register of tiles times
+/// `filter[j][c]`, the channels taken from the transpose's last round a pair (`j`,
+/// `j + 8`) at a time and multiplied as they come: with all 16 live at once, 12
+/// accumulators do not fit beside them and the compiler spills the channels through the
+/// stack (16 stores and loads a block).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn multiply<const N: usize>(
+    rounds: &[std::arch::x86_64::__m512; GROUP],
+    filter: &[f32],
+    acc: &mut [std::arch::x86_64::__m512; N],
+) {
+    use std::arch::x86_64::*;
+    let filter = &filter[..GROUP * N];
+    // Written out for each pair (a loop over `j` indexes `rounds` at run time, which
+    // keeps it in memory).
+    macro_rules! pairs {
+        ($($j:literal)*) => {$(
+            let (low, high) = transpose::last_round(rounds, $j);
+            for (c, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm512_fmadd_ps(low, _mm512_set1_ps(filter[$j * N + c]), *acc);
+            }
+            for (c, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm512_fmadd_ps(high, _mm512_set1_ps(filter[($j + 8) * N + c]), *acc);
+            }
+        )*};
+    }
+    pairs!(0 1 2 3 4 5 6 7);
+}
+
 /// Per point, every result column of 16 tiles: `out[col][tile] = sum over channels of
 /// v[tile][channel] * u[channel][col]`, `N` columns. `v` holds the point's blocks of 16
 /// channels, `[block][tile][16]`; each is transposed in registers to one register of
@@ -312,7 +358,11 @@ fn copy(dst: &mut [f32], src: &[f32]) {
 fn products<const N: usize>(v: &[f32], u: &[f32], k: usize, out: &mut [f32]) {
     use std::arch::x86_64::*;
     let blocks = k.div_ceil(GROUP);
-    assert!(v.len() >= blocks * GROUP * GROUP && u.len() >= k * N && out.len() >= N * GROUP);
+    assert!(
+        v.len() >= blocks * GROUP * GROUP
+            && u.len() >= blocks * GROUP * N
+            && out.len() >= N * GROUP
+    );
     let mut acc = [_mm512_setzero_ps(); N];
     for block in 0..blocks {
         let mut rows = [_mm512_setzero_ps(); GROUP];
@@ -320,23 +370,8 @@ fn products<const N: usize>(v: &[f32], u: &[f32], k: usize, out: &mut [f32]) {
             // SAFETY: the assert above puts the block's 16 rows of 16 values in `v`.
             *row = unsafe { _mm512_loadu_ps(v.as_ptr().add((block * GROUP + g) * GROUP)) };
         }
-        let channels = transpose::registers(rows);
-        let c0 = block * GROUP;
-        if k - c0 >= GROUP {
-            let filter = &u[c0 * N..][..GROUP * N];
-            for (j, &a) in channels.iter().enumerate() {
-                for (c, acc) in acc.iter_mut().enumerate() {
-                    *acc = _mm512_fmadd_ps(a, _mm512_set1_ps(filter[j * N + c]), *acc);
-                }
-            }
-        } else {
-            let filter = &u[c0 * N..k * N];
-            for (j, &a) in channels.iter().enumerate().take(k - c0) {
-                for (c, acc) in acc.iter_mut().enumerate() {
-                    *acc = _mm512_fmadd_ps(a, _mm512_set1_ps(filter[j * N + c]), *acc);
-                }
-            }
-        }
+        let rounds = transpose::three_rounds(rows);
+        multiply(&rounds, &u[block * GROUP * N..][..GROUP * N], &mut acc);
     }
     for (c, acc) in acc.iter().enumerate() {
         // SAFETY: `out` holds `N * 16` values (the assert above), and `c < N`.
@@ -446,7 +481,8 @@ impl Job<'_> {
         // 2-3. Products, one register of tiles per column.
         for point in 0..points {
             let v = &scratch.v[point * point_stride..][..blocks * GROUP * GROUP];
-            let u = &self.u[point * k * cols..][..k * cols];
+            let padded = k.div_ceil(GROUP) * GROUP;
+            let u = &self.u[point * padded * cols..][..padded * cols];
             let out = &mut scratch.products[point * cols * GROUP..][..cols * GROUP];
             macro_rules! columns {
                 ($($n:literal)*) => {
