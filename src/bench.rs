@@ -274,20 +274,42 @@ pub fn materialise(op: &str, args: &Args, f64: bool) -> Result<Args> {
         for _ in 0..len {
             data.push((rng.next_u64() >> 40) as f64 / (1u64 << 24) as f64 - 0.5);
         }
-        let a = ArrayD::from_shape_vec(IxDyn(&shape), data).map_err(|e| ConvError::Shape {
+        let shape_error = |e: ndarray::ShapeError| ConvError::Shape {
             arg: name.into(),
             message: e.to_string(),
-        })?;
+        };
         out.insert(
             base,
             Arg::Tensor(if f64 {
-                Tensor::F64(a)
+                Tensor::F64(aligned(data, &shape).map_err(shape_error)?)
             } else {
-                Tensor::F32(a.mapv(|v| v as f32))
+                let data = data.into_iter().map(|v| v as f32).collect();
+                Tensor::F32(aligned(data, &shape).map_err(shape_error)?)
             }),
         );
     }
     Ok(out)
+}
+
+/// `values` as an array of `shape` whose first value lies on a 64-byte line, as the
+/// peers' allocators place their tensors (PyTorch's, TensorFlow's and ONNX Runtime's
+/// align to 64 bytes; the system allocator only to 16), so that a layer's timing does
+/// not depend on where the layers before it left the heap (T5 ran 5-8% slower after T3
+/// or T4 in one process than alone, its `dy` then off the cache lines; aligned, the gap
+/// is smaller but not gone: the output is convt's own allocation).
+fn aligned<T: Copy + Default>(
+    values: Vec<T>,
+    shape: &[usize],
+) -> std::result::Result<ArrayD<T>, ndarray::ShapeError> {
+    let len = values.len();
+    let slack = 64 / std::mem::size_of::<T>().max(1);
+    let mut room = Vec::with_capacity(len + slack);
+    let misplaced = room.as_ptr() as usize % 64 / std::mem::size_of::<T>().max(1);
+    let lead = (slack - misplaced) % slack;
+    room.resize(lead, T::default());
+    room.extend(values);
+    let array = ndarray::Array1::from_vec(room).slice_move(ndarray::s![lead..]);
+    array.into_shape_with_order(IxDyn(shape))
 }
 
 /// Median seconds of `f` over repeated runs after a warm-up (at least `min_runs` runs and
@@ -366,4 +388,27 @@ pub fn time_call(
         ms: seconds * 1e3,
         gflops: p.flops() / seconds / 1e9,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The arrays `convt bench` makes start on a 64-byte line and hold their values in
+    /// order, whatever offset the allocator gives their room.
+    #[test]
+    fn benchmark_arrays_start_on_a_cache_line() {
+        for len in [1usize, 5, 17, 1000] {
+            let values: Vec<f32> = (0..len).map(|i| i as f32).collect();
+            let array = aligned(values.clone(), &[len]).unwrap();
+            assert_eq!(array.as_ptr() as usize % 64, 0, "{len} f32");
+            assert_eq!(array.iter().copied().collect::<Vec<_>>(), values);
+            let wide: Vec<f64> = values.iter().map(|&v| f64::from(v)).collect();
+            let array = aligned(wide.clone(), &[1, len]).unwrap();
+            assert_eq!(array.as_ptr() as usize % 64, 0, "{len} f64");
+            assert_eq!(array.shape(), &[1, len]);
+            assert_eq!(array.iter().copied().collect::<Vec<_>>(), wide);
+        }
+        assert!(aligned(vec![0.0f32; 6], &[4, 2]).is_err());
+    }
 }
