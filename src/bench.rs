@@ -265,26 +265,13 @@ pub fn materialise(op: &str, args: &Args, f64: bool) -> Result<Args> {
         };
         let shape = args.shape(base)?;
         let len = crate::problem::element_count(name, &shape)?;
-        let mut data = Vec::new();
-        data.try_reserve_exact(len)
-            .map_err(|_| ConvError::TooLarge {
-                arg: name.into(),
-                message: format!("cannot allocate {len} elements"),
-            })?;
-        for _ in 0..len {
-            data.push((rng.next_u64() >> 40) as f64 / (1u64 << 24) as f64 - 0.5);
-        }
-        let shape_error = |e: ndarray::ShapeError| ConvError::Shape {
-            arg: name.into(),
-            message: e.to_string(),
-        };
+        let values = (0..len).map(|_| (rng.next_u64() >> 40) as f64 / (1u64 << 24) as f64 - 0.5);
         out.insert(
             base,
             Arg::Tensor(if f64 {
-                Tensor::F64(aligned(data, &shape).map_err(shape_error)?)
+                Tensor::F64(aligned(name, values, &shape)?)
             } else {
-                let data = data.into_iter().map(|v| v as f32).collect();
-                Tensor::F32(aligned(data, &shape).map_err(shape_error)?)
+                Tensor::F32(aligned(name, values.map(|v| v as f32), &shape)?)
             }),
         );
     }
@@ -298,18 +285,29 @@ pub fn materialise(op: &str, args: &Args, f64: bool) -> Result<Args> {
 /// or T4 in one process than alone, its `dy` then off the cache lines; aligned, the gap
 /// is smaller but not gone: the output is convt's own allocation).
 fn aligned<T: Copy + Default>(
-    values: Vec<T>,
+    arg: &str,
+    values: impl ExactSizeIterator<Item = T>,
     shape: &[usize],
-) -> std::result::Result<ArrayD<T>, ndarray::ShapeError> {
+) -> Result<ArrayD<T>> {
     let len = values.len();
     let slack = 64 / std::mem::size_of::<T>().max(1);
-    let mut room = Vec::with_capacity(len + slack);
+    let mut room = Vec::new();
+    room.try_reserve_exact(len.saturating_add(slack))
+        .map_err(|_| ConvError::TooLarge {
+            arg: arg.into(),
+            message: format!("cannot allocate {len} elements"),
+        })?;
     let misplaced = room.as_ptr() as usize % 64 / std::mem::size_of::<T>().max(1);
     let lead = (slack - misplaced) % slack;
     room.resize(lead, T::default());
     room.extend(values);
     let array = ndarray::Array1::from_vec(room).slice_move(ndarray::s![lead..]);
-    array.into_shape_with_order(IxDyn(shape))
+    array
+        .into_shape_with_order(IxDyn(shape))
+        .map_err(|e| ConvError::Shape {
+            arg: arg.into(),
+            message: e.to_string(),
+        })
 }
 
 /// Median seconds of `f` over repeated runs after a warm-up (at least `min_runs` runs and
@@ -400,15 +398,15 @@ mod tests {
     fn benchmark_arrays_start_on_a_cache_line() {
         for len in [1usize, 5, 17, 1000] {
             let values: Vec<f32> = (0..len).map(|i| i as f32).collect();
-            let array = aligned(values.clone(), &[len]).unwrap();
+            let array = aligned("x_shape", values.iter().copied(), &[len]).unwrap();
             assert_eq!(array.as_ptr() as usize % 64, 0, "{len} f32");
             assert_eq!(array.iter().copied().collect::<Vec<_>>(), values);
             let wide: Vec<f64> = values.iter().map(|&v| f64::from(v)).collect();
-            let array = aligned(wide.clone(), &[1, len]).unwrap();
+            let array = aligned("x_shape", wide.iter().copied(), &[1, len]).unwrap();
             assert_eq!(array.as_ptr() as usize % 64, 0, "{len} f64");
             assert_eq!(array.shape(), &[1, len]);
             assert_eq!(array.iter().copied().collect::<Vec<_>>(), wide);
         }
-        assert!(aligned(vec![0.0f32; 6], &[4, 2]).is_err());
+        assert!(aligned("x_shape", [0.0f32; 6].into_iter(), &[4, 2]).is_err());
     }
 }
