@@ -191,46 +191,33 @@ fn at34<V: F32s>(p: &[V], out: &mut [V]) {
     out[2] = s.add(p[3]);
 }
 
-/// `AT` of F(3, 3) (5 points), with `p1 + p2` and `p1 - p2` shared.
+/// `AT` of F(M, r) on 5 points (0, 1, -1, 2, infinity): row `i` sums `p1 + (-1)^i p2`
+/// (shared as `p1 + p2` and `p1 - p2`) and `2^i p3`, row 0 adds `p0`, the last row
+/// `p4`. F(3, 3) and F(4, 2).
 #[inline(always)]
-fn at35<V: F32s>(p: &[V], out: &mut [V]) {
+fn at5<V: F32s, const M: usize>(p: &[V], out: &mut [V]) {
     let (s, d) = (p[1].add(p[2]), p[1].sub(p[2]));
     out[0] = p[0].add(s).add(p[3]);
-    out[1] = scaled_add(2.0, p[3], d);
-    out[2] = scaled_add(4.0, p[3], s).add(p[4]);
+    for i in 1..M {
+        let pair = if i % 2 == 0 { s } else { d };
+        out[i] = scaled_add((1 << i) as f32, p[3], pair);
+    }
+    out[M - 1] = out[M - 1].add(p[4]);
 }
 
-/// `AT` of F(3, 4) (6 points), with the sums and differences of `p1, p2` and of
-/// `p3, p4` shared.
+/// `AT` of F(M, r) on 6 points (0, 1, -1, 2, -2, infinity): row `i` sums `p1 +
+/// (-1)^i p2` and `2^i (p3 + (-1)^i p4)` (the sums and differences shared), row 0 adds
+/// `p0`, the last row `p5`. F(3, 4) and F(4, 3).
 #[inline(always)]
-fn at36<V: F32s>(p: &[V], out: &mut [V]) {
+fn at6<V: F32s, const M: usize>(p: &[V], out: &mut [V]) {
     let (s12, d12) = (p[1].add(p[2]), p[1].sub(p[2]));
     let (s34, d34) = (p[3].add(p[4]), p[3].sub(p[4]));
     out[0] = p[0].add(s12).add(s34);
-    out[1] = scaled_add(2.0, d34, d12);
-    out[2] = scaled_add(4.0, s34, s12).add(p[5]);
-}
-
-/// `AT` of F(4, 2) (5 points), with `p1 + p2` and `p1 - p2` shared.
-#[inline(always)]
-fn at45<V: F32s>(p: &[V], out: &mut [V]) {
-    let (s, d) = (p[1].add(p[2]), p[1].sub(p[2]));
-    out[0] = p[0].add(s).add(p[3]);
-    out[1] = scaled_add(2.0, p[3], d);
-    out[2] = scaled_add(4.0, p[3], s);
-    out[3] = scaled_add(8.0, p[3], d).add(p[4]);
-}
-
-/// `AT` of F(4, 3) (6 points), with the sums and differences of `p1, p2` and of
-/// `p3, p4` shared.
-#[inline(always)]
-fn at46<V: F32s>(p: &[V], out: &mut [V]) {
-    let (s12, d12) = (p[1].add(p[2]), p[1].sub(p[2]));
-    let (s34, d34) = (p[3].add(p[4]), p[3].sub(p[4]));
-    out[0] = p[0].add(s12).add(s34);
-    out[1] = scaled_add(2.0, d34, d12);
-    out[2] = scaled_add(4.0, s34, s12);
-    out[3] = scaled_add(8.0, d34, d12).add(p[5]);
+    for i in 1..M {
+        let (low, high) = if i % 2 == 0 { (s12, s34) } else { (d12, d34) };
+        out[i] = scaled_add((1 << i) as f32, high, low);
+    }
+    out[M - 1] = out[M - 1].add(p[5]);
 }
 
 /// `out = BT x` for `A` points.
@@ -253,10 +240,10 @@ pub(crate) fn output_1d<V: F32s, const M: usize, const A: usize>(x: &[V; A], out
         (2, 5) => at25(x, out),
         (2, 6) => at26(x, out),
         (3, 4) => at34(x, out),
-        (3, 5) => at35(x, out),
-        (3, 6) => at36(x, out),
-        (4, 5) => at45(x, out),
-        _ => at46(x, out),
+        (3, 5) => at5::<V, 3>(x, out),
+        (3, 6) => at6::<V, 3>(x, out),
+        (4, 5) => at5::<V, 4>(x, out),
+        _ => at6::<V, 4>(x, out),
     }
 }
 
