@@ -198,9 +198,9 @@ fn at34<V: F32s>(p: &[V], out: &mut [V]) {
 fn at5<V: F32s, const M: usize>(p: &[V], out: &mut [V]) {
     let (s, d) = (p[1].add(p[2]), p[1].sub(p[2]));
     out[0] = p[0].add(s).add(p[3]);
-    for i in 1..M {
+    for (i, out) in out.iter_mut().enumerate().take(M).skip(1) {
         let pair = if i % 2 == 0 { s } else { d };
-        out[i] = scaled_add((1 << i) as f32, p[3], pair);
+        *out = scaled_add((1 << i) as f32, p[3], pair);
     }
     out[M - 1] = out[M - 1].add(p[4]);
 }
@@ -213,9 +213,9 @@ fn at6<V: F32s, const M: usize>(p: &[V], out: &mut [V]) {
     let (s12, d12) = (p[1].add(p[2]), p[1].sub(p[2]));
     let (s34, d34) = (p[3].add(p[4]), p[3].sub(p[4]));
     out[0] = p[0].add(s12).add(s34);
-    for i in 1..M {
+    for (i, out) in out.iter_mut().enumerate().take(M).skip(1) {
         let (low, high) = if i % 2 == 0 { (s12, s34) } else { (d12, d34) };
-        out[i] = scaled_add((1 << i) as f32, high, low);
+        *out = scaled_add((1 << i) as f32, high, low);
     }
     out[M - 1] = out[M - 1].add(p[5]);
 }
