@@ -541,8 +541,8 @@ pub(crate) fn correlate_edges<T: Element>(
         }
         let positions = edge.positions();
         let mut results = vec![T::zero(); positions * ncols];
-        if kdim > 0 && !edge_by_lines(s, &edge, input, &compact, &mut results) {
-            edge_by_gemm(s, &edge, input, &compact, &mut results);
+        if kdim > 0 && !edge_by_lines(s, &edge, input, (&compact, ncols), &mut results) {
+            edge_by_gemm(s, &edge, input, (&compact, ncols), &mut results);
         }
         for (at, values) in results.chunks(ncols.max(1)).enumerate() {
             let (image, gh, gw) = edge.position(at);
@@ -582,12 +582,11 @@ fn edge_by_gemm<T: Element>(
     s: &Sliding,
     edge: &Edge,
     input: &[T],
-    compact: &[T],
+    (compact, ncols): (&[T], usize),
     results: &mut [T],
 ) {
     let (jh, jw, k) = (edge.taps_h, edge.taps_w, s.in_channels);
-    let kdim = edge.taps() * k;
-    let (ncols, positions) = (compact.len() / kdim.max(1), edge.positions());
+    let (kdim, positions) = (edge.taps() * k, edge.positions());
     results
         .par_chunks_mut(EDGE_CHUNK * ncols)
         .enumerate()
@@ -652,7 +651,7 @@ fn edge_by_lines<T: 'static>(
     s: &Sliding,
     edge: &Edge,
     input: &[T],
-    compact: &[T],
+    (compact, ncols): (&[T], usize),
     results: &mut [T],
 ) -> bool {
     let (Some(input), Some(filter), Some(results)) =
@@ -661,7 +660,6 @@ fn edge_by_lines<T: 'static>(
         return false;
     };
     let k = s.in_channels;
-    let ncols = filter.len() / (edge.taps() * k).max(1);
     if !(1..=MAX_LINE_COLS).contains(&ncols) || simd::isa() == simd::Isa::None {
         return false;
     }
@@ -759,9 +757,14 @@ struct LineProducts<'a> {
 }
 
 impl LineProducts<'_> {
+    /// Result columns: the filter's values per (tap, channel).
+    fn ncols(&self) -> usize {
+        self.filter.len() / (self.shifts.len() * self.k).max(1)
+    }
+
     /// The sums one at a time (CPUs without a register kernel).
     fn portable(self) {
-        let ncols = self.filter.len() / (self.shifts.len() * self.k).max(1);
+        let ncols = self.ncols();
         for (p, out) in self.out.chunks_mut(ncols).enumerate() {
             out.fill(0.0);
             for (t, &(e, shift)) in self.shifts.iter().enumerate() {
@@ -818,7 +821,7 @@ impl simd::Kernel for LineProducts<'_> {
     type Output = ();
     #[inline(always)]
     unsafe fn run<V: F32s>(self) {
-        let ncols = self.filter.len() / (self.shifts.len() * self.k).max(1);
+        let ncols = self.ncols();
         macro_rules! columns {
             ($($n:literal)*) => {
                 match ncols {
@@ -1846,50 +1849,41 @@ mod tests {
             let filter = ints(s.r * s.r * s.in_channels * sc.cols(), 2);
             let want = sliding_sums(&s, &sc, &input, &filter);
             let shape = (s.batch, sc.out_h, sc.out_w, sc.channels);
+            let (s_nchw, sc_nchw) = (
+                Sliding {
+                    channels_first: true,
+                    ..s
+                },
+                Scatter {
+                    channels_first: true,
+                    ..sc
+                },
+            );
+            let input_nchw = planes(&input, (s.batch, s.in_h, s.in_w, s.in_channels));
+            let want_nchw = planes(&want, shape);
+            // In f32 too: the edges' register kernel (up to 16 columns).
+            let single = |values: &[f64]| values.iter().map(|&v| v as f32).collect::<Vec<_>>();
+            let (input32, input32_nchw, filter32) =
+                (single(&input), single(&input_nchw), single(&filter));
+            let scale = want.iter().fold(1.0f64, |a, b| a.max(b.abs()));
             for m in 2..=MAX_TILE.min(MAX_ALPHA + 1 - s.r) {
                 for tiling in Tiling::candidates(&s, m) {
                     let mut out = vec![0.0; want.len()];
                     correlate(&s, &sc, tiling, &input, &filter, &mut out);
                     let error = max_error(out, &want);
                     assert!(error < 1e-9, "{tiling:?} {s:?} {sc:?}: {error}");
-                    let (s_nchw, sc_nchw) = (
-                        Sliding {
-                            channels_first: true,
-                            ..s
-                        },
-                        Scatter {
-                            channels_first: true,
-                            ..sc
-                        },
-                    );
-                    let input_nchw = planes(&input, (s.batch, s.in_h, s.in_w, s.in_channels));
                     let mut out = vec![0.0; want.len()];
                     correlate(&s_nchw, &sc_nchw, tiling, &input_nchw, &filter, &mut out);
-                    let want = planes(&want, shape);
-                    let error = max_error(out, &want);
+                    let error = max_error(out, &want_nchw);
                     assert!(error < 1e-9, "NCHW {tiling:?} {s:?} {sc:?}: {error}");
-                    // In f32 too: the edges' register kernel (up to 16 columns).
-                    let single = |values: &[f64]| values.iter().map(|&v| v as f32).collect();
-                    let (input32, filter32): (Vec<f32>, Vec<f32>) =
-                        (single(&input), single(&filter));
                     let mut out = vec![0.0f32; want.len()];
                     correlate(&s, &sc, tiling, &input32, &filter32, &mut out);
-                    let scale = want.iter().fold(1.0f64, |a, b| a.max(b.abs()));
-                    let error = max_error(
-                        out.iter().map(|&v| f64::from(v)),
-                        &sliding_sums(&s, &sc, &input, &filter),
-                    );
+                    let error = max_error(out.iter().map(|&v| f64::from(v)), &want);
                     assert!(error < 1e-5 * scale, "f32 {tiling:?} {s:?} {sc:?}: {error}");
                     let mut out = vec![0.0f32; want.len()];
-                    correlate(
-                        &s_nchw,
-                        &sc_nchw,
-                        tiling,
-                        &single(&input_nchw),
-                        &filter32,
-                        &mut out,
-                    );
-                    let error = max_error(out.iter().map(|&v| f64::from(v)), &want);
+                    let (view, scatter) = (&s_nchw, &sc_nchw);
+                    correlate(view, scatter, tiling, &input32_nchw, &filter32, &mut out);
+                    let error = max_error(out.iter().map(|&v| f64::from(v)), &want_nchw);
                     assert!(
                         error < 1e-5 * scale,
                         "f32 NCHW {tiling:?} {s:?} {sc:?}: {error}"

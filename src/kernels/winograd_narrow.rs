@@ -481,8 +481,7 @@ impl Job<'_> {
         // 2-3. Products, one register of tiles per column.
         for point in 0..points {
             let v = &scratch.v[point * point_stride..][..blocks * GROUP * GROUP];
-            let padded = k.div_ceil(GROUP) * GROUP;
-            let u = &self.u[point * padded * cols..][..padded * cols];
+            let u = &self.u[point * blocks * GROUP * cols..][..blocks * GROUP * cols];
             let out = &mut scratch.products[point * cols * GROUP..][..cols * GROUP];
             macro_rules! columns {
                 ($($n:literal)*) => {
