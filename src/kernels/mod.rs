@@ -49,6 +49,7 @@
 mod depthwise;
 mod few_channels;
 mod gemm;
+mod lines;
 mod panels;
 mod simd;
 mod stream;

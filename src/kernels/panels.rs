@@ -8,6 +8,7 @@
 //! Each result is one dot product summed in a fixed order (runs of [`DEPTH`] inner
 //! indices, each in registers, added in turn), whatever the rows' blocking.
 
+use super::lines::Lines;
 use super::simd::{self, F32s, Isa};
 use std::mem::MaybeUninit;
 
@@ -33,7 +34,7 @@ pub(crate) struct Panel {
 /// A right-hand side in panels: panel `j` holds, for each inner index `k`, its
 /// [`PANEL_COLS`] values (zeros past `width`).
 pub(crate) struct Packed {
-    pub blocks: Vec<Vec<f32>>,
+    pub blocks: Vec<Lines<f32>>,
     pub panels: Vec<Panel>,
 }
 
@@ -145,7 +146,7 @@ impl<O: Room> simd::Kernel for Product<'_, O> {
 fn strip<V: F32s, const R: usize, O: Room>(
     a: &[f32],
     depth: usize,
-    (blocks, panels): (&[Vec<f32>], &[Panel]),
+    (blocks, panels): (&[Lines<f32>], &[Panel]),
     out: &mut [O],
     starts: &[usize; BLOCK_ROWS],
 ) {

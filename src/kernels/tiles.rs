@@ -9,6 +9,7 @@
 //! Each value is one dot product summed in a fixed order, so results do not depend on
 //! how the rows are split between threads.
 
+use super::lines::Lines;
 use super::panels::{Packed, Panel, PANEL_COLS};
 use super::transpose;
 use crate::problem::{Axis, Problem};
@@ -83,7 +84,7 @@ fn pack_filter(p: &Problem, w: &[f32]) -> Packed {
             let (kh, first, width) = panel_of(index);
             // The run's `width` filter rows (`cout` values each) transposed into the
             // panel's columns; columns past the run's end stay zero.
-            let mut panel = vec![0.0; cout * PANEL_COLS];
+            let mut panel = Lines::zeros(cout * PANEL_COLS);
             let rows = &w[(kh * run + first) * cout..][..width * cout];
             transpose::strided(rows, cout, (width, cout), &mut panel, PANEL_COLS);
             panel

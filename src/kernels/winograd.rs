@@ -19,6 +19,7 @@
 //! (T4 7.5 -> 6.0-6.3 ms at one thread).
 
 use super::gemm::{gemm, Mat, MatMut};
+use super::lines::Lines;
 use super::panels::{self, Packed, Panel, PANEL_COLS};
 use super::simd::{self, F32s};
 use super::stream;
@@ -896,9 +897,12 @@ fn store<T: Element>(dst: &mut [T], lane: &Lane<T>, len: usize) {
 
 /// Buffers one task reuses from tile to tile.
 struct Scratch<T> {
-    v: Vec<T>,
-    prod: Vec<T>,
-    y: Vec<T>,
+    /// Transformed inputs, `[point][tile][channel]`.
+    v: Lines<T>,
+    /// Products, `[point][tile][column]`.
+    prod: Lines<T>,
+    /// One tile's results, `[grid row][grid column][column]`.
+    y: Lines<T>,
     /// NCHW input: the task's input rows with channels contiguous.
     input_rows: Vec<T>,
     /// NCHW output: the task's grid rows of results, `(gw, pw, c)` each.
@@ -992,9 +996,9 @@ fn correlate_tiles<T: Element>(
         tiles_w,
     };
     let scratch = || Scratch {
-        v: Vec::new(),
-        prod: Vec::new(),
-        y: Vec::new(),
+        v: Lines::default(),
+        prod: Lines::default(),
+        y: Lines::default(),
         input_rows: Vec::new(),
         result_rows: Vec::new(),
     };
@@ -1043,11 +1047,11 @@ fn transform_filter_packed<T: 'static>(
                 .map(move |first| (chunk, first, (c1 - first).min(PANEL_COLS)))
         })
         .collect();
-    let blocks: Vec<Vec<Vec<f32>>> = all
+    let blocks: Vec<Vec<Lines<f32>>> = all
         .par_iter()
         .map(|&(_, first, width)| {
-            let mut blocks: Vec<Vec<f32>> =
-                (0..planes).map(|_| vec![0.0; k * PANEL_COLS]).collect();
+            let mut blocks: Vec<Lines<f32>> =
+                (0..planes).map(|_| Lines::zeros(k * PANEL_COLS)).collect();
             // SAFETY: the CPU has AVX-512F (`simd::avx512`, checked above).
             #[cfg(target_arch = "x86_64")]
             unsafe {
@@ -1092,7 +1096,7 @@ fn pack_planes(
             let (mut blocks, mut panels) = (Vec::new(), Vec::new());
             for first in (c0..c1).step_by(PANEL_COLS) {
                 let width = (c1 - first).min(PANEL_COLS);
-                let mut block = vec![0.0; k * PANEL_COLS];
+                let mut block = Lines::zeros(k * PANEL_COLS);
                 for (dst, src) in block.chunks_mut(PANEL_COLS).zip(plane.chunks(cols)) {
                     dst[..width].copy_from_slice(&src[first..first + width]);
                 }
@@ -1118,7 +1122,7 @@ fn transform_panel(
     filter: &[f32],
     (k, cols): (usize, usize),
     (first, width): (usize, usize),
-    blocks: &mut [Vec<f32>],
+    blocks: &mut [Lines<f32>],
 ) {
     use super::winograd_fixed::{load, store};
     let (alpha, r) = (tr.alpha, tr.r);
@@ -1270,8 +1274,8 @@ impl<T: Element> Job<'_, T> {
         let fixed = simd::isa() >= simd::Isa::Avx2 && f32s(self.input).is_some();
 
         // Input transform, LANES channels at a time: V[xi][nu][tile][k].
-        scratch.v.resize(planes * tiles * k, T::zero());
-        let v = &mut scratch.v;
+        scratch.v.resize(planes * tiles * k);
+        let v: &mut [T] = &mut scratch.v;
         let mut d = [zero; MAX_ALPHA * MAX_ALPHA];
         let mut half = [zero; MAX_ALPHA * MAX_ALPHA];
         for tile in 0..tiles {
@@ -1328,8 +1332,8 @@ impl<T: Element> Job<'_, T> {
             p1 * sc.stride_w * sc.channels,
         );
         let nc = c1 - c0;
-        scratch.prod.resize(planes * tiles * nc, T::zero());
-        let prod = &mut scratch.prod;
+        scratch.prod.resize(planes * tiles * nc);
+        let prod: &mut [T] = &mut scratch.prod;
         match &self.u {
             Filter::Packed(packed) => {
                 let (v, prod) = (f32s(v), f32s_mut(prod));
@@ -1377,8 +1381,8 @@ impl<T: Element> Job<'_, T> {
 
         // Output transform, LANES columns at a time, then the scatter (NCHW: into whole
         // grid rows first, written to the channels' lines at the end).
-        scratch.y.resize(m * m * nc, T::zero());
-        let y = &mut scratch.y;
+        scratch.y.resize(m * m * nc);
+        let y: &mut [T] = &mut scratch.y;
         let mut gathered = [zero; MAX_ALPHA * MAX_ALPHA];
         let phase_rows = p1 - p0;
         let phase_cols = sc.stride_w * sc.channels;

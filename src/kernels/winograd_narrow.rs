@@ -19,6 +19,7 @@
 //! each is a fixed sequence of operations, so results do not depend on how tiles are
 //! grouped or split into tasks (nor on the thread count).
 
+use super::lines::Lines;
 use super::transpose;
 use super::winograd::EDGE_WEIGHT;
 use super::winograd::{correlate_edges, transform_filter, Scatter, Sliding, Tiling, Transforms};
@@ -163,15 +164,15 @@ fn band(tiles_w: usize, tile_rows: usize) -> usize {
 #[derive(Default)]
 struct Scratch {
     /// Transformed inputs, `[point][block of 16 channels][tile][16]`.
-    v: Vec<f32>,
+    v: Lines<f32>,
     /// One pixel of zeros: the window pixels outside the input.
     zeros: Vec<f32>,
     /// Products, `[point][col][tile]`.
-    products: Vec<f32>,
+    products: Lines<f32>,
     /// Results, `[(grid row, phase, grid column, phase column)][tile]`.
-    results: Vec<f32>,
+    results: Lines<f32>,
     /// The same, `[tile][...]`.
-    runs: Vec<f32>,
+    runs: Lines<f32>,
 }
 
 thread_local! {
@@ -403,10 +404,13 @@ impl Job<'_> {
         // Points a cache line more than their blocks apart: at a multiple of 4 KiB (k = 64)
         // the stores of one tile's points all fall in one L1 set.
         let point_stride = blocks * GROUP * GROUP + GROUP;
-        scratch.v.resize(points * point_stride, 0.0);
-        scratch.products.resize(points * cols * GROUP, 0.0);
-        scratch.results.resize(q * GROUP, 0.0);
-        scratch.runs.resize(GROUP * q, 0.0);
+        scratch.v.resize(points * point_stride);
+        scratch.products.resize(points * cols * GROUP);
+        scratch.results.resize(q * GROUP);
+        scratch.runs.resize(GROUP * q);
+        // (Sliced once: a view made again at each access reloads its bounds.)
+        let (v, sums): (&mut [f32], &mut [f32]) = (&mut scratch.v, &mut scratch.products);
+        let (results, runs): (&mut [f32], &mut [f32]) = (&mut scratch.results, &mut scratch.runs);
 
         // Where each tile's window pixels start: in the input, or at a row of zeros
         // (outside the input, and the missing tiles of the last group).
@@ -454,7 +458,7 @@ impl Job<'_> {
         }
 
         // 1. Input transform, 16 channels of 16 tiles at a time.
-        let v = scratch.v.as_mut_ptr();
+        let v_start = v.as_mut_ptr();
         for (g, window) in windows.iter().enumerate() {
             for c0 in (0..k).step_by(GROUP) {
                 let mask = ((1u32 << (k - c0).min(GROUP)) - 1) as u16;
@@ -472,7 +476,7 @@ impl Job<'_> {
                         let at = (xi * A + nu) * point_stride + (c0 + g) * GROUP;
                         // SAFETY: `v` holds `points` runs of `point_stride >= blocks * 256`
                         // values, and `(c0 + g) * 16 + 16 <= blocks * 256`.
-                        unsafe { _mm512_storeu_ps(v.add(at), *value) };
+                        unsafe { _mm512_storeu_ps(v_start.add(at), *value) };
                     }
                 }
             }
@@ -480,9 +484,9 @@ impl Job<'_> {
 
         // 2-3. Products, one register of tiles per column.
         for point in 0..points {
-            let v = &scratch.v[point * point_stride..][..blocks * GROUP * GROUP];
+            let v = &v[point * point_stride..][..blocks * GROUP * GROUP];
             let u = &self.u[point * blocks * GROUP * cols..][..blocks * GROUP * cols];
-            let out = &mut scratch.products[point * cols * GROUP..][..cols * GROUP];
+            let out = &mut sums[point * cols * GROUP..][..cols * GROUP];
             macro_rules! columns {
                 ($($n:literal)*) => {
                     match cols {
@@ -497,7 +501,7 @@ impl Job<'_> {
         // there for any infinite or NaN `x`.
         let mut check = zero;
         for point in 0..points {
-            let first = &scratch.products[point * cols * GROUP..][..GROUP];
+            let first = &sums[point * cols * GROUP..][..GROUP];
             // SAFETY: `first` holds 16 values.
             let value = unsafe { _mm512_loadu_ps(first.as_ptr()) };
             check = _mm512_fmadd_ps(value, zero, check);
@@ -511,18 +515,18 @@ impl Job<'_> {
         let phase_cols = sc.stride_w * sc.channels;
         for col in 0..cols {
             let (ph, rest) = (col / phase_cols, col % phase_cols);
-            let mut products = [[zero; A]; A];
-            for (xi, line) in products.iter_mut().enumerate() {
+            let mut point_products = [[zero; A]; A];
+            for (xi, line) in point_products.iter_mut().enumerate() {
                 for (nu, value) in line.iter_mut().enumerate() {
                     let at = ((xi * A + nu) * cols + col) * GROUP;
                     // SAFETY: `products` holds `points * cols` registers of 16 values.
-                    *value = unsafe { _mm512_loadu_ps(scratch.products[at..][..GROUP].as_ptr()) };
+                    *value = unsafe { _mm512_loadu_ps(sums[at..][..GROUP].as_ptr()) };
                 }
             }
-            for (a, y) in output_2d::<M, A>(&products).iter().enumerate() {
+            for (a, y) in output_2d::<M, A>(&point_products).iter().enumerate() {
                 for (b, y) in y.iter().enumerate() {
                     let index = ((a * sc.stride_h + ph) * M + b) * phase_cols + rest;
-                    let dst = &mut scratch.results[index * GROUP..][..GROUP];
+                    let dst = &mut results[index * GROUP..][..GROUP];
                     // SAFETY: `dst` holds 16 values.
                     unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), *y) };
                 }
@@ -534,13 +538,13 @@ impl Job<'_> {
             let height = GROUP.min(q - i0);
             let mut rows = [zero; GROUP];
             for (i, row) in rows.iter_mut().enumerate().take(height) {
-                let src = &scratch.results[(i0 + i) * GROUP..][..GROUP];
+                let src = &results[(i0 + i) * GROUP..][..GROUP];
                 // SAFETY: `src` holds 16 values.
                 *row = unsafe { _mm512_loadu_ps(src.as_ptr()) };
             }
             let mask = ((1u32 << height) - 1) as u16;
             for (tile, column) in transpose::registers(rows).iter().enumerate() {
-                let dst = &mut scratch.runs[tile * q + i0..][..height];
+                let dst = &mut runs[tile * q + i0..][..height];
                 // SAFETY: the mask enables the first `height` lanes, which `dst` holds;
                 // masked-off lanes are not written.
                 unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr(), mask, *column) };
@@ -571,7 +575,7 @@ impl Job<'_> {
                     let Some(row) = mine[slot].as_deref_mut() else {
                         continue;
                     };
-                    let src = &scratch.runs[g * q + (a * sc.stride_h + ph) * run..][..run];
+                    let src = &runs[g * q + (a * sc.stride_h + ph) * run..][..run];
                     let c = sc.channels;
                     let dst = &mut row[(first + t0 - sc.shift_w) * c..][..(t1 - t0) * c];
                     copy(dst, &src[t0 * c..t1 * c]);
