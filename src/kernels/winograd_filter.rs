@@ -13,6 +13,7 @@
 //! and `dy` the block's tiles touch, copied channels-last by blocked transposes.
 
 use super::gemm::{gemm, Mat, MatMut};
+use super::lines::Lines;
 use super::simd::F32s;
 use super::transpose;
 use super::winograd::{sparse_rows, Transforms, MAX_ALPHA};
@@ -125,8 +126,8 @@ pub(crate) fn gradient<T: Element>(
     // u[phase][plane][co][ci]: the products summed over every tile (this orientation of
     // the GEMMs' result runs ~4% faster than [ci][co]).
     let mut u = vec![T::zero(); s * s * planes * cin * cout];
-    let mut dy_hat = Vec::new();
-    let mut x_hat = Vec::new();
+    let mut dy_hat = Lines::default();
+    let mut x_hat = Lines::default();
     let mut staging = Staging::default();
     let all_tiles = p.batch * per_image;
     // Tile `t` of the batch: image, tile row, tile column.
@@ -146,11 +147,10 @@ pub(crate) fn gradient<T: Element>(
             DataFormat::Nchw => staging.dy_pixel(tile, oh, ow, cout),
         };
         // dy_hat[plane][tile][co] = (G dy_tile G^T)[plane], dy zero past the output.
-        // (Every element is written: buffers grow once and are reused from block to block.)
-        grow(&mut dy_hat, planes * tiles * cout);
-        grow(&mut x_hat, s * s * planes * tiles * cin);
-        let dy_hat = &mut dy_hat[..planes * tiles * cout];
-        let x_hat = &mut x_hat[..s * s * planes * tiles * cin];
+        // (Every element is written: the buffers are reused from block to block.)
+        dy_hat.resize(planes * tiles * cout);
+        x_hat.resize(s * s * planes * tiles * cin);
+        let (dy_hat, x_hat): (&mut [T], &mut [T]) = (&mut dy_hat, &mut x_hat);
         transform_tiles(dy_hat, tiles, cout, (&g, false), m, |tile, a, b| {
             let (n, th, tw) = place(first + tile);
             let (oh, ow) = (th * m + a, tw * m + b);
