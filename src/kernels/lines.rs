@@ -5,8 +5,9 @@
 //! buffers unaligned, was 5% slower).
 
 /// `len` values of `T` starting on a 64-byte line: a vector grown by up to a line's
-/// worth, viewed from its first line start.
-#[derive(Clone, Debug, Default)]
+/// worth, viewed from its first line start. (Not `Clone`: a copy of the vector lies
+/// elsewhere, and its lead would no longer put it on a line.)
+#[derive(Debug, Default)]
 pub(crate) struct Lines<T> {
     buffer: Vec<T>,
     lead: usize,
