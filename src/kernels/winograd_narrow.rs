@@ -318,7 +318,7 @@ fn pad_channels(u: Vec<f32>, (k, cols): (usize, usize)) -> Vec<f32> {
 }
 
 /// `acc[c] += sum over the block's 16 channels j of channel j's register of tiles times
-/// `filter[j][c]`, the channels taken from the transpose's last round a pair (`j`,
+/// filter[j][c]`, the channels taken from the transpose's last round a pair (`j`,
 /// `j + 8`) at a time and multiplied as they come: with all 16 live at once, 12
 /// accumulators do not fit beside them and the compiler spills the channels through the
 /// stack (16 stores and loads a block).
