@@ -297,8 +297,7 @@ fn aligned<T: Copy + Default>(
             arg: arg.into(),
             message: format!("cannot allocate {len} elements"),
         })?;
-    let misplaced = room.as_ptr() as usize % 64 / std::mem::size_of::<T>().max(1);
-    let lead = (slack - misplaced) % slack;
+    let lead = crate::kernels::lines::lead(room.as_ptr()).min(slack - 1);
     room.resize(lead, T::default());
     room.extend(values);
     let array = ndarray::Array1::from_vec(room).slice_move(ndarray::s![lead..]);

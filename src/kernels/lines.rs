@@ -4,6 +4,15 @@
 //! unaligned buffer then straddles two lines (T5's narrow Winograd engine, its scratch
 //! buffers unaligned, was 5% slower).
 
+/// How many values of `T` from `values` to the next 64-byte line (0 when on one, or
+/// where no whole number of values reaches one).
+pub(crate) fn lead<T>(values: *const T) -> usize {
+    match values.align_offset(64) {
+        usize::MAX => 0,
+        lead => lead,
+    }
+}
+
 /// `len` values of `T` starting on a 64-byte line: a vector grown by up to a line's
 /// worth, viewed from its first line start. (Not `Clone`: a copy of the vector lies
 /// elsewhere, and its lead would no longer put it on a line.)
@@ -34,9 +43,7 @@ impl<T: Copy + Default> Lines<T> {
     /// write before they read.
     pub(crate) fn resize(&mut self, len: usize) {
         self.buffer.resize(len + Self::SLACK, T::default());
-        // (`align_offset` may return `usize::MAX` where it cannot tell: then no lead.)
-        let lead = self.buffer.as_ptr().align_offset(64);
-        self.lead = if lead <= Self::SLACK { lead } else { 0 };
+        self.lead = lead(self.buffer.as_ptr()).min(Self::SLACK);
         self.len = len;
     }
 

@@ -49,7 +49,7 @@
 mod depthwise;
 mod few_channels;
 mod gemm;
-mod lines;
+pub(crate) mod lines;
 mod panels;
 mod simd;
 mod stream;

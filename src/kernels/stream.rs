@@ -25,13 +25,7 @@ pub(crate) fn copy<T: Copy>(dst: &mut [T], src: &[T]) {
     #[cfg(target_arch = "x86_64")]
     if available() && size > 0 && 64 % size == 0 {
         // Elements before the first 64-byte boundary, then whole 64-byte lines.
-        let misalignment = (dst.as_ptr() as usize) % 64;
-        let head = if misalignment == 0 {
-            0
-        } else {
-            (64 - misalignment) / size
-        };
-        let head = head.min(dst.len());
+        let head = super::lines::lead(dst.as_ptr()).min(dst.len());
         let per_line = 64 / size;
         let lines = (dst.len() - head) / per_line;
         let (first, rest) = dst.split_at_mut(head);

@@ -3,6 +3,9 @@
 //! registers (masked loads and stores at the edges), other types and CPUs element by
 //! element through a block buffer.
 
+#[cfg(target_arch = "x86_64")]
+use super::lines::lead;
+
 /// Rows and columns of a block.
 const BLOCK: usize = 16;
 
@@ -155,7 +158,8 @@ fn is_f32<T: 'static>() -> bool {
 
 /// `(start, size)` of the blocks `0..len` is cut into: a first block of `lead` (when
 /// nonzero), then blocks of 16. With `lead` from [`lead`], every later block starts on a
-/// cache line.
+/// cache line: loads and stores of 16 values that straddle lines cost two line accesses
+/// each, and the strided rows of a block share few cache sets.
 #[cfg(target_arch = "x86_64")]
 fn blocks(len: usize, lead: usize) -> impl Iterator<Item = (usize, usize)> {
     let first = lead.min(len);
@@ -163,14 +167,6 @@ fn blocks(len: usize, lead: usize) -> impl Iterator<Item = (usize, usize)> {
     let rest = (first..len).step_by(BLOCK);
     head.into_iter()
         .chain(rest.map(move |start| (start, BLOCK.min(len - start))))
-}
-
-/// How many f32 values from `values` to the next 64-byte line (0 when on one): loads
-/// and stores of 16 values that straddle lines cost two line accesses each, and the
-/// strided rows of a block share few cache sets.
-#[cfg(target_arch = "x86_64")]
-fn lead(values: *const f32) -> usize {
-    (BLOCK - (values as usize / std::mem::size_of::<f32>()) % BLOCK) % BLOCK
 }
 
 /// [`strided`] for f32: every block straight between memory and registers, full blocks

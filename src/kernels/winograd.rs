@@ -896,6 +896,7 @@ fn store<T: Element>(dst: &mut [T], lane: &Lane<T>, len: usize) {
 }
 
 /// Buffers one task reuses from tile to tile.
+#[derive(Default)]
 struct Scratch<T> {
     /// Transformed inputs, `[point][tile][channel]`.
     v: Lines<T>,
@@ -995,16 +996,9 @@ fn correlate_tiles<T: Element>(
         tiles_h,
         tiles_w,
     };
-    let scratch = || Scratch {
-        v: Lines::default(),
-        prod: Lines::default(),
-        y: Lines::default(),
-        input_rows: Vec::new(),
-        result_rows: Vec::new(),
-    };
     tasks
         .into_par_iter()
-        .for_each_init(scratch, |scratch, task| job.run(scratch, task));
+        .for_each_init(Scratch::default, |scratch, task| job.run(scratch, task));
 }
 
 /// [`transform_filter`] for the panel product, straight into its packed layout: the

@@ -519,7 +519,7 @@ impl Job<'_> {
             for (xi, line) in point_products.iter_mut().enumerate() {
                 for (nu, value) in line.iter_mut().enumerate() {
                     let at = ((xi * A + nu) * cols + col) * GROUP;
-                    // SAFETY: `products` holds `points * cols` registers of 16 values.
+                    // SAFETY: `sums` holds `points * cols` registers of 16 values.
                     *value = unsafe { _mm512_loadu_ps(sums[at..][..GROUP].as_ptr()) };
                 }
             }
